@@ -1,0 +1,83 @@
+"""Multi-image generation: load a model, encode images + prompt, decode the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding settings; ``num_beams > 1`` is beam search, ``do_sample`` samples with temperature/top-p."""
+
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    def generate_kwargs(self, pad_token_id: int) -> dict:
+        kw = dict(
+            max_new_tokens=self.max_new_tokens,
+            num_beams=self.num_beams,
+            do_sample=self.do_sample,
+            repetition_penalty=self.repetition_penalty,
+            pad_token_id=pad_token_id,
+        )
+        if self.do_sample:
+            kw.update(temperature=self.temperature, top_p=self.top_p)
+        return kw
+
+
+@torch.inference_mode()
+def answer(model, processor, prompts, images=None, settings: GenerationSettings | None = None) -> list[str]:
+    """Answer one or several prompts (see `MmlinkQFormerProcessor` for the accepted forms) → list of strings."""
+    settings = settings or GenerationSettings()
+    batch = processor(prompts, images, padding_side="left")
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    torch.manual_seed(settings.seed)
+    out = model.generate(**batch, **settings.generate_kwargs(processor.pad_token_id))
+    return processor.batch_decode(out)
+
+
+def run(
+    model: str,
+    images: Sequence[str],
+    prompt: str,
+    settings: GenerationSettings,
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+    sam_mode: str | None = None,
+) -> str:
+    """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths)."""
+    from mmlink.models import load
+
+    if not images:
+        raise ValueError("give at least one --image")
+    if not prompt.strip():
+        raise ValueError("the prompt is empty (--prompt)")
+    overrides = {} if sam_mode is None else {"sam_mode": sam_mode}
+    m, processor = load(model, **overrides)
+    m = m.to(DTYPES[dtype])
+    return answer(m, processor, prompt, [Path(p) for p in images], settings)[0]

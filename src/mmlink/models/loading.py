@@ -1,0 +1,187 @@
+"""Load and save Q-Former-family checkpoints: presets, mmlink directories, InstructBLIP directories.
+
+Three on-disk forms are understood:
+
+* **mmlink full** — ``config.json`` (``model_type: mmlink_qformer``) + safetensors weights + ``tokenizer/`` +
+  ``qformer_tokenizer/`` + ``preprocessor_config.json`` (written by ``save_pretrained``);
+* **mmlink trainable-only** — ``mmlink_delta.json`` naming the base (a preset or a directory) and the settings,
+  plus ``trainable.safetensors`` holding only the parameters that were trained;
+* **InstructBLIP** — a directory written by ``InstructBlipForConditionalGeneration.save_pretrained`` (its LLM
+  tokenizer at the top, its Q-Former tokenizer in ``qformer_tokenizer/``). SAM's new layers start at zero, so
+  the loaded model computes exactly what the InstructBLIP model computes.
+
+Weights are read with safetensors only; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoTokenizer, InstructBlipConfig
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+from transformers.utils import logging as hf_logging
+
+from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
+from mmlink.models.qformer.processing import MmlinkQFormerProcessor
+
+DELTA_CONFIG = "mmlink_delta.json"
+DELTA_WEIGHTS = "trainable.safetensors"
+DELTA_FORMAT = 1
+# Settings a trainable-only checkpoint may change relative to its base.
+SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer", "max_images")
+_LOAD_KWARGS = ("dtype", "device_map", "attn_implementation")
+
+
+def _split_overrides(overrides: dict) -> tuple[dict, dict]:
+    """Separate config overrides from loader keyword arguments; unknown keys are errors."""
+    valid = set(MmlinkQFormerConfig.__annotations__) - {"vision_config", "qformer_config", "text_config"}
+    config_kw = {k: v for k, v in overrides.items() if k not in _LOAD_KWARGS}
+    unknown = sorted(k for k in config_kw if k not in valid)
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown}; valid: {sorted(valid | set(_LOAD_KWARGS))}")
+    return config_kw, {k: v for k, v in overrides.items() if k in _LOAD_KWARGS}
+
+
+def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> MmlinkQFormerForConditionalGeneration:
+    """``from_pretrained`` with a strict check: only SAM's layers may be absent (they start at zero) or extra."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the expected SAM gaps are reported by us, precisely, below
+    try:
+        model, info = MmlinkQFormerForConditionalGeneration.from_pretrained(
+            path, config=config, output_loading_info=True, **load_kw
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = [k for k in info["missing_keys"] if not k.startswith("sam.")]
+    unexpected = [k for k in info["unexpected_keys"] if not k.startswith("sam.")]
+    mismatched = info.get("mismatched_keys") or []
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"{path}: checkpoint does not match its config (missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"mismatched {list(mismatched)[:5]})"
+        )
+    return model.eval()
+
+
+def _instructblip_processor(path: Path, config: MmlinkQFormerConfig) -> MmlinkQFormerProcessor:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    qdir = path / "qformer_tokenizer"
+    if not qdir.is_dir():
+        raise ValueError(f"{path}: InstructBLIP checkpoint has no qformer_tokenizer/ directory")
+    qtok = AutoTokenizer.from_pretrained(qdir)
+    image_processor = None
+    if (path / "preprocessor_config.json").exists():
+        image_processor = BlipImageProcessorPil.from_pretrained(path)
+    return MmlinkQFormerProcessor.from_config(config, tokenizer, qtok, image_processor)
+
+
+def _mmlink_processor(path: Path, config: MmlinkQFormerConfig) -> MmlinkQFormerProcessor:
+    for sub in ("tokenizer", "qformer_tokenizer"):
+        if not (path / sub).is_dir():
+            raise ValueError(f"{path}: checkpoint has no {sub}/ directory")
+    image_processor = None
+    if (path / "preprocessor_config.json").exists():
+        image_processor = BlipImageProcessorPil.from_pretrained(path)
+    return MmlinkQFormerProcessor.from_config(
+        config,
+        AutoTokenizer.from_pretrained(path / "tokenizer"),
+        AutoTokenizer.from_pretrained(path / "qformer_tokenizer"),
+        image_processor,
+    )
+
+
+def load_checkpoint(path: str | os.PathLike, **overrides):
+    """Load a checkpoint directory (any of the three forms) → ``(model, processor)``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint directory not found: {path}")
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory; pass a preset name or a checkpoint directory")
+    if (path / DELTA_CONFIG).exists():
+        return _load_delta(path, **overrides)
+    if not (path / "config.json").exists():
+        raise ValueError(f"{path} is not a checkpoint: it has no config.json or {DELTA_CONFIG}")
+    config_kw, load_kw = _split_overrides(overrides)
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path / 'config.json'} is not valid JSON: {err}") from None
+    model_type = raw.get("model_type")
+    if model_type == "instructblip":
+        config = MmlinkQFormerConfig.from_instructblip(InstructBlipConfig.from_pretrained(path), **config_kw)
+        model = _load_weights(path, config, load_kw)
+        processor = _instructblip_processor(path, config)
+    elif model_type == MmlinkQFormerConfig.model_type:
+        config = AutoConfig.from_pretrained(path, **config_kw)
+        model = _load_weights(path, config, load_kw)
+        processor = _mmlink_processor(path, config)
+    else:
+        raise ValueError(
+            f"{path}: model_type {model_type!r} is not supported by the Q-Former family "
+            f"(expected 'instructblip' or {MmlinkQFormerConfig.model_type!r})"
+        )
+    model.mmlink_source = str(path.resolve())
+    return model, processor
+
+
+def save_trainable(model: MmlinkQFormerForConditionalGeneration, directory: str | os.PathLike, base: str | None = None):
+    """Save only the parameters with ``requires_grad`` plus a reference to the base model.
+
+    ``base`` is a preset name or checkpoint directory; defaults to where ``model`` was loaded from.
+    """
+    base = base or getattr(model, "mmlink_source", None)
+    if not base:
+        raise ValueError("save_trainable needs `base`: the preset or directory this model was loaded from")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.named_parameters() if v.requires_grad}
+    if not state:
+        raise ValueError("the model has no trainable parameters; call model.set_trainable(...) first")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{DELTA_WEIGHTS}.tmp"
+    save_file(state, tmp, metadata={"format": "pt"})
+    os.replace(tmp, directory / DELTA_WEIGHTS)
+    meta = {
+        "format": DELTA_FORMAT,
+        "base": str(base),
+        "settings": {k: getattr(model.config, k) for k in SETTING_KEYS},
+        "parameters": sum(v.numel() for v in state.values()),
+    }
+    tmp = directory / f".{DELTA_CONFIG}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, directory / DELTA_CONFIG)
+
+
+def _load_delta(path: Path, **overrides):
+    from mmlink.models import load
+
+    try:
+        meta = json.loads((path / DELTA_CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path / DELTA_CONFIG} is not valid JSON: {err}") from None
+    if meta.get("format") != DELTA_FORMAT or "base" not in meta:
+        raise ValueError(f"{path / DELTA_CONFIG}: unsupported format {meta.get('format')!r} (expected {DELTA_FORMAT})")
+    base = meta["base"]
+    if not Path(base).is_absolute() and (path / base).exists():
+        base = str(path / base)  # a base stored relative to the delta directory
+    settings = {**meta.get("settings", {}), **overrides}
+    model, processor = load(base, **settings)
+    weights = path / DELTA_WEIGHTS
+    if not weights.exists():
+        raise FileNotFoundError(f"{path}: {DELTA_WEIGHTS} is missing")
+    state = load_file(weights)
+    own = model.state_dict()
+    bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
+    if bad:
+        raise ValueError(f"{weights}: parameters {bad[:5]} do not fit base {base!r}")
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(v)
+    model.mmlink_source = str(path.resolve())
+    return model, processor
+
+
+__all__ = ["load_checkpoint", "save_trainable", "DELTA_CONFIG", "DELTA_WEIGHTS"]

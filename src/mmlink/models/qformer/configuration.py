@@ -1,0 +1,121 @@
+"""Composite config of the Q-Former family: vision tower + Q-Former (+ SAM's W-former) + causal LLM.
+
+The layout mirrors ``InstructBlipConfig`` (nested ``vision_config`` / ``qformer_config`` / ``text_config``,
+``num_query_tokens``, ``image_token_index``) so that an InstructBLIP checkpoint's config converts losslessly, and
+adds SAM's settings (paper §4, DESIGN.md "SAM").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, InstructBlipConfig, InstructBlipQFormerConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+SamMode = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
+ContextPool = Literal["others", "all"]
+SAM_MODES: tuple[str, ...] = SamMode.__args__
+CONTEXT_POOLS: tuple[str, ...] = ContextPool.__args__
+
+
+@strict
+class MmlinkQFormerConfig(PreTrainedConfig):
+    r"""
+    vision_config / qformer_config / text_config: nested configs of the vision tower (any registered in
+        `mmlink.models.vision`), the Q-Former (`InstructBlipQFormerConfig`) and the LLM (any causal LM).
+    num_query_tokens: learned queries per image (InstructBLIP: 32); each image fills this many placeholders.
+    image_token_index: LLM token id of the image placeholder.
+    max_images: most images one sample may hold (processor and forward refuse more).
+    qformer_max_length: instruction tokens given to the Q-Former (LAVIS: 128).
+    vision_feature_layer: hidden layer of CLIP/SigLIP towers to use (-1 last, -2 LLaVA's choice).
+    sam_mode: ``none`` (base InstructBLIP), ``linear`` (+LIN: one linear on averaged contextual features),
+        ``bsg_mean`` (+BSG: W-former on averaged contextual features), ``bsg_adaptive`` (full SAM, default).
+    sam_context_pool: which images form the context of image i: ``others`` (m != i, the paper's Eq. 4, default)
+        or ``all`` (the current image included, as in the authors' released code).
+    sam_guide_layer: l of Eq. 1/5, 1-indexed Q-Former layer whose input ``h_i`` guides the W-former
+        (default: last layer).
+    sam_context_layer: k of Eq. 2/6, 1-indexed layer after which the W-former's output becomes ``c_i`` and is
+        added to the Q-Former's layer-k input (default: last layer). Requires ``l <= k``.
+    """
+
+    model_type = "mmlink_qformer"
+    attribute_map = {"image_token_id": "image_token_index"}
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="instructblip_vision_model"),
+        "qformer_config": InstructBlipQFormerConfig,
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    qformer_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    num_query_tokens: int = 32
+    image_token_index: int = 0
+    max_images: int = 8
+    qformer_max_length: int = 128
+    vision_feature_layer: int = -1
+    sam_mode: SamMode = "bsg_adaptive"
+    sam_context_pool: ContextPool = "others"
+    sam_guide_layer: int | None = None
+    sam_context_layer: int | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # The Q-Former cross-attends to the tower's features, whatever the tower.
+        self.qformer_config.encoder_hidden_size = self.vision_config.hidden_size
+        if self.text_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            raise ValueError(
+                f"text_config.model_type={self.text_config.model_type!r} is not a causal LM; the Q-Former family "
+                "supports decoder-only LLMs"
+            )
+        if self.sam_mode not in SAM_MODES:
+            raise ValueError(f"sam_mode must be one of {SAM_MODES}, got {self.sam_mode!r}")
+        if self.sam_context_pool not in CONTEXT_POOLS:
+            raise ValueError(f"sam_context_pool must be one of {CONTEXT_POOLS}, got {self.sam_context_pool!r}")
+        n_layers = self.qformer_config.num_hidden_layers
+        l, k = self.guide_layer, self.context_layer
+        if not 1 <= l <= n_layers or not 1 <= k <= n_layers:
+            raise ValueError(f"sam_guide_layer={l} and sam_context_layer={k} must lie in 1..{n_layers}")
+        if k < l:
+            raise ValueError(f"sam_context_layer (k={k}) must not precede sam_guide_layer (l={l}), as in SAM §4.2")
+        for name in ("num_query_tokens", "max_images", "qformer_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def guide_layer(self) -> int:
+        """l (1-indexed); defaults to the last Q-Former layer as in SAM §4.4."""
+        return self.sam_guide_layer or self.qformer_config.num_hidden_layers
+
+    @property
+    def context_layer(self) -> int:
+        """k (1-indexed); defaults to the last Q-Former layer as in SAM §4.4."""
+        return self.sam_context_layer or self.qformer_config.num_hidden_layers
+
+    @classmethod
+    def from_instructblip(cls, config: InstructBlipConfig, **overrides) -> "MmlinkQFormerConfig":
+        """Convert an ``InstructBlipConfig`` (SAM settings from ``overrides``, default full SAM)."""
+        if not config.use_decoder_only_language_model:
+            raise ValueError(
+                "this InstructBLIP checkpoint uses an encoder-decoder LLM "
+                f"({config.text_config.model_type}); mmlink's Q-Former family supports decoder-only LLMs"
+            )
+        if config.image_token_index is None:
+            raise ValueError("the InstructBLIP config has no image_token_index; re-save it with a recent transformers")
+        return cls(
+            vision_config=config.vision_config.to_dict(),
+            qformer_config=config.qformer_config.to_dict(),
+            text_config=config.text_config.to_dict(),
+            num_query_tokens=config.num_query_tokens,
+            image_token_index=config.image_token_index,
+            initializer_range=config.initializer_range,
+            **overrides,
+        )
+
+
+AutoConfig.register(MmlinkQFormerConfig.model_type, MmlinkQFormerConfig)
+
+__all__ = ["MmlinkQFormerConfig", "SAM_MODES", "CONTEXT_POOLS", "SamMode", "ContextPool"]

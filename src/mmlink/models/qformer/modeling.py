@@ -1,0 +1,286 @@
+"""Multi-image Q-Former MLLM (InstructBLIP-compatible) with SAM's bidirectional semantic guidance.
+
+The whole forward pass lives here, in numbered steps:
+
+1. vision tower: every image of the batch at once → patch features ``(n, P, Dv)``
+2. Q-Former (+ SAM W-former): learned queries + instruction tokens, queries cross-attend to the patches
+   → query outputs ``(n, Q, Dq)``
+3. language projection → ``(n, Q, Dl)``
+4. LLM: each image's Q vectors replace its Q placeholder tokens in the prompt embeddings.
+
+``n`` is the number of images in the whole batch; which sample an image belongs to follows from the placeholders
+in ``input_ids`` (row-major order: sample 0's images first). SAM (paper §4, Eq. 1–6) runs as a second stream
+through the *same* Q-Former layer modules, batched over every image of the batch — no Python loop over images or
+samples. Module names match ``InstructBlipForConditionalGeneration`` so its checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, InstructBlipQFormerModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.utils import ModelOutput
+
+from mmlink.models.qformer.configuration import MmlinkQFormerConfig
+from mmlink.models.vision import build_vision_tower
+
+
+@dataclass
+class MmlinkQFormerOutput(ModelOutput):
+    """loss (scalar), logits ``(B, T, V)``, query_output ``(n, Q, Dq)``, image_features ``(n, Q, Dl)``."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    query_output: torch.FloatTensor | None = None
+    image_features: torch.FloatTensor | None = None
+    language_model_outputs: ModelOutput | None = None
+
+
+class ZeroInitLinear(nn.Linear):
+    """A linear layer that `_init_weights` sets to zero (weight and bias), so a new branch starts switched off."""
+
+
+class SamGuidance(nn.Module):
+    """SAM's new layers, all zero-initialised so that SAM starts as the base model.
+
+    * ``patch_scorer`` — Eq. 3, ``Linear(Dv, 1)`` scoring every patch (``bsg_adaptive`` only);
+    * ``guide_proj`` — Eq. 5, ``Linear(Dq, Dq)`` on the Q-Former's layer-l input ``h_i``;
+    * ``context_proj`` — Eq. 6, ``Linear(Dq, Dq)`` on the W-former's layer-k output;
+    * ``linear_context`` — the +LIN ablation: ``Linear(Dv, Dq)`` on the averaged contextual features.
+    Both guidance linears act on the whole sequence (queries and instruction tokens), as in the released code.
+    """
+
+    def __init__(self, config: MmlinkQFormerConfig):
+        super().__init__()
+        dv, dq = config.vision_config.hidden_size, config.qformer_config.hidden_size
+        self.mode, self.pool = config.sam_mode, config.sam_context_pool
+        if self.mode == "bsg_adaptive":
+            self.patch_scorer = ZeroInitLinear(dv, 1)
+        if self.mode in ("bsg_mean", "bsg_adaptive"):
+            self.guide_proj = ZeroInitLinear(dq, dq)
+            self.context_proj = ZeroInitLinear(dq, dq)
+        if self.mode == "linear":
+            self.linear_context = ZeroInitLinear(dv, dq)
+
+    def context_features(self, feats: torch.Tensor, image_to_sample: torch.Tensor):
+        """Merged contextual features of every image (Eq. 3–4).
+
+        feats ``(n, P, Dv)``; image_to_sample ``(n,)`` sample index of each image.
+        Returns merged ``(n, P, Dv)`` and has_context ``(n,)`` (False for an image with no contextual image).
+        """
+        n = feats.shape[0]
+        allowed = image_to_sample[:, None] == image_to_sample[None, :]  # (n_i, n_m): same sample
+        if self.pool == "others":
+            allowed &= ~torch.eye(n, dtype=torch.bool, device=feats.device)
+        has_context = allowed.any(dim=1)  # (n,)
+        if self.mode == "bsg_adaptive":
+            scores = self.patch_scorer(feats).squeeze(-1)  # (n_m, P)
+            logits = scores.unsqueeze(0).expand(n, -1, -1)  # (n_i, n_m, P)
+            # finfo.min instead of -inf: a row with no allowed image stays finite (then zeroed), never NaN.
+            logits = logits.masked_fill(~allowed.unsqueeze(-1), torch.finfo(logits.dtype).min)
+            weights = logits.softmax(dim=1) * allowed.unsqueeze(-1)  # softmax across images, per patch
+        else:
+            weights = allowed.unsqueeze(-1).to(feats.dtype)  # (n_i, n_m, 1)
+            weights = weights / allowed.sum(dim=1).clamp(min=1).to(feats.dtype)[:, None, None]  # plain mean
+        merged = torch.einsum("imp,mpd->ipd", weights.to(feats.dtype), feats)  # (n, P, Dv)
+        return merged, has_context
+
+
+class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
+    """InstructBLIP-style multi-image MLLM; ``config.sam_mode`` selects base, +LIN, +BSG or full SAM."""
+
+    config_class = MmlinkQFormerConfig
+    config: MmlinkQFormerConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "mmlink"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _keep_in_fp32_modules = ["query_tokens"]
+    _no_split_modules = ["InstructBlipQFormerLayer", "InstructBlipEncoderLayer", "LlamaDecoderLayer"]
+
+    def __init__(self, config: MmlinkQFormerConfig):
+        super().__init__(config)
+        self.vision_model = build_vision_tower(config.vision_config, config.vision_feature_layer)
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
+        self.qformer = InstructBlipQFormerModel._from_config(config.qformer_config)
+        self.sam = SamGuidance(config) if config.sam_mode != "none" else None
+        self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        if isinstance(module, ZeroInitLinear):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+            return
+        super()._init_weights(module)
+        if isinstance(module, MmlinkQFormerForConditionalGeneration):
+            init.normal_(module.query_tokens, mean=0.0, std=self.config.initializer_range)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    # ------------------------------------------------------------------ placeholders → images
+
+    def image_to_sample(self, input_ids: torch.Tensor, num_images: int) -> torch.Tensor:
+        """Sample index of every image ``(n,)``, from the placeholder runs in ``input_ids (B, T)``."""
+        q = self.config.num_query_tokens
+        counts = (input_ids == self.config.image_token_index).sum(dim=1)  # (B,)
+        if bool((counts % q != 0).any()):
+            raise ValueError(f"each image needs exactly {q} placeholder tokens; got placeholder counts {counts.tolist()}")
+        per_sample = counts // q  # (B,)
+        if int(per_sample.sum()) != num_images:
+            raise ValueError(
+                f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values has {num_images}"
+            )
+        if per_sample.numel() and int(per_sample.max()) > self.config.max_images:
+            raise ValueError(f"a sample has {int(per_sample.max())} images; max_images is {self.config.max_images}")
+        return torch.repeat_interleave(torch.arange(input_ids.shape[0], device=input_ids.device), per_sample)
+
+    # ------------------------------------------------------------------ steps 1–3
+
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None,
+        image_to_sample: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_values ``(n, C, H, W)``, qformer ids/mask ``(n, L)`` → query output ``(n, Q, Dq)``, image features
+        ``(n, Q, Dl)``."""
+        # 1. Vision tower, all images of the batch in one call.
+        image_embeds = self.vision_model.patch_features(pixel_values)  # (n, P, Dv)
+
+        # 2. Q-Former: queries first, then the instruction (queries get no position embedding).
+        n, q = image_embeds.shape[0], self.config.num_query_tokens
+        query_tokens = self.query_tokens.expand(n, -1, -1)  # (n, Q, Dq)
+        if qformer_attention_mask is None:
+            qformer_attention_mask = torch.ones_like(qformer_input_ids)
+        mask = torch.cat([qformer_attention_mask.new_ones(n, q), qformer_attention_mask], dim=1)  # (n, Q+L)
+        hidden = self.qformer.embeddings(input_ids=qformer_input_ids, query_embeds=query_tokens)  # (n, Q+L, Dq)
+        attn = create_bidirectional_mask(config=self.qformer.config, inputs_embeds=hidden, attention_mask=mask)
+        query_output = self._qformer_layers(hidden, attn, image_embeds, image_to_sample)[:, :q]  # (n, Q, Dq)
+
+        # 3. Projection into the LLM's embedding space.
+        return query_output, self.language_projection(query_output)  # (n, Q, Dl)
+
+    def _qformer_layers(self, hidden, attn, image_embeds, image_to_sample) -> torch.Tensor:
+        """Run the Q-Former layers; with SAM, the W-former stream shares them (hidden ``(n, S, Dq)``)."""
+        q = self.config.num_query_tokens
+        layers = self.qformer.encoder.layer
+        mode = self.config.sam_mode
+        if mode == "none":
+            for layer in layers:
+                hidden = layer(hidden, attn, image_embeds, query_length=q)
+            return hidden
+
+        ctx_feats, has_context = self.sam.context_features(image_embeds, image_to_sample)  # (n, P, Dv), (n,)
+        gate = has_context.to(hidden.dtype)[:, None, None]  # (n, 1, 1): no context → no guidance
+        l0, k0 = self.config.guide_layer - 1, self.config.context_layer - 1  # 0-indexed l, k
+        n = hidden.shape[0]
+        both_attn = None if attn is None else torch.cat([attn, attn])  # (2n, 1, S, S)
+        both_embeds = torch.cat([image_embeds, ctx_feats])  # (2n, P, Dv)
+        w = hidden  # the W-former starts from the same embedding output
+        for i, layer in enumerate(layers):
+            if mode == "linear":
+                if i == k0:  # +LIN: contextual semantics from one linear layer, broadcast over the sequence
+                    hidden = hidden + gate * self.sam.linear_context(ctx_feats.mean(dim=1))[:, None]  # (n, S, Dq)
+                hidden = layer(hidden, attn, image_embeds, query_length=q)
+                continue
+            if i == l0:  # Eq. 1 + 5: w^l += Linear(h_i), h_i = q^l
+                w = w + self.sam.guide_proj(hidden)
+            if i < k0:  # before layer k the streams are independent: one batched call for both
+                both = layer(torch.cat([hidden, w]), both_attn, both_embeds, query_length=q)  # (2n, S, Dq)
+                hidden, w = both[:n], both[n:]
+                continue
+            if i == k0:  # Eq. 6 + 2: c_i = Linear(w^{k+1}); q^k += c_i
+                w = layer(w, attn, ctx_feats, query_length=q)
+                hidden = hidden + gate * self.sam.context_proj(w)
+            hidden = layer(hidden, attn, image_embeds, query_length=q)
+        return hidden
+
+    # ------------------------------------------------------------------ step 4
+
+    def _merge_inputs(self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids):
+        image_to_sample = self.image_to_sample(input_ids, pixel_values.shape[0])
+        query_output, image_features = self.get_image_features(
+            pixel_values, qformer_input_ids, qformer_attention_mask, image_to_sample
+        )
+        is_image = input_ids == self.config.image_token_index  # (B, T)
+        # Placeholder ids may lie outside the LLM vocabulary; their embeddings are overwritten anyway.
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))  # (B, T, Dl)
+        image_features = image_features.to(inputs_embeds.dtype)
+        inputs_embeds = inputs_embeds.masked_scatter(is_image.unsqueeze(-1), image_features)
+        return inputs_embeds, query_output, image_features
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> MmlinkQFormerOutput:
+        """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask/labels
+        ``(B, T)`` with ``num_query_tokens`` placeholders per image (labels -100 where ignored)."""
+        inputs_embeds, query_output, image_features = self._merge_inputs(
+            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids
+        )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        return MmlinkQFormerOutput(
+            loss=out.loss,
+            logits=out.logits,
+            query_output=query_output,
+            image_features=image_features,
+            language_model_outputs=out,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **generate_kwargs,
+    ) -> torch.LongTensor:
+        """Decode with the LLM's ``generate`` (KV cache; greedy, beam or sampling per ``generate_kwargs``).
+
+        Prompts must be left-padded. Returns only the new tokens ``(B * num_return_sequences, T_new)``.
+        """
+        inputs_embeds, _, _ = self._merge_inputs(pixel_values, qformer_input_ids, qformer_attention_mask, input_ids)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self.language_model.generate(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs
+        )
+
+    # ------------------------------------------------------------------ training helpers
+
+    def set_trainable(self, prefixes: tuple[str, ...] = ("sam.", "language_projection.")) -> tuple[int, int]:
+        """Train only parameters whose name starts with one of ``prefixes`` (SAM §4.4 default: the new linears and
+        the projection). Returns (trainable, total) parameter counts."""
+        trainable = total = 0
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.startswith(prefixes))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+        return trainable, total
+
+
+__all__ = ["MmlinkQFormerForConditionalGeneration", "MmlinkQFormerOutput", "SamGuidance"]

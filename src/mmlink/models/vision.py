@@ -1,0 +1,165 @@
+"""Pluggable vision encoders behind one small interface.
+
+Every tower is an ``nn.Module`` with
+
+* ``hidden_size`` — the feature width ``Dv``;
+* ``patch_features(pixel_values) -> (n, P, Dv)`` — one row of patch features per image.
+
+Towers are looked up by the ``model_type`` of the composite config's ``vision_config``, so a checkpoint's config
+alone says which encoder to build. The InstructBLIP ViT keeps the exact module layout of
+``InstructBlipVisionModel`` so that ``vision_model.*`` weights of an InstructBLIP checkpoint load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from huggingface_hub.dataclasses import strict
+from torch import nn
+from transformers import (
+    AutoConfig,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    InstructBlipVisionConfig,
+    InstructBlipVisionModel,
+    PreTrainedConfig,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+)
+
+from mmlink.registry import Registry
+
+VISION_TOWERS: Registry[Callable[[PreTrainedConfig, int], nn.Module]] = Registry("vision tower")
+
+
+class InstructBlipVisionTower(InstructBlipVisionModel):
+    """EVA-style ViT of InstructBLIP: all tokens (CLS included) of the post-layernormed last layer."""
+
+    def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self(pixel_values=pixel_values).last_hidden_state  # (n, 1 + P, Dv)
+
+
+class _HFVisionTowerMixin:
+    feature_layer: int = -1
+
+    def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.feature_layer == -1:
+            return self(pixel_values=pixel_values).last_hidden_state  # (n, P', Dv)
+        out = self(pixel_values=pixel_values, output_hidden_states=True)
+        return out.hidden_states[self.feature_layer]  # (n, P', Dv)
+
+
+class ClipVisionTower(_HFVisionTowerMixin, CLIPVisionModel):
+    """CLIP ViT; ``feature_layer=-2`` gives LLaVA's penultimate-layer features."""
+
+
+class SiglipVisionTower(_HFVisionTowerMixin, SiglipVisionModel):
+    """SigLIP ViT (no CLS token)."""
+
+
+@VISION_TOWERS.register("instructblip_vision_model")
+def _build_instructblip_vit(config: PreTrainedConfig, feature_layer: int) -> nn.Module:
+    if feature_layer != -1:
+        raise ValueError("vision_feature_layer must be -1 for the InstructBLIP ViT (its features are post-layernorm)")
+    tower = InstructBlipVisionTower(config)
+    tower.hidden_size = config.hidden_size
+    return tower
+
+
+@VISION_TOWERS.register("clip_vision_model")
+def _build_clip(config: PreTrainedConfig, feature_layer: int) -> nn.Module:
+    tower = ClipVisionTower(config)
+    tower.feature_layer, tower.hidden_size = feature_layer, config.hidden_size
+    return tower
+
+
+@VISION_TOWERS.register("siglip_vision_model")
+def _build_siglip(config: PreTrainedConfig, feature_layer: int) -> nn.Module:
+    tower = SiglipVisionTower(config)
+    tower.feature_layer, tower.hidden_size = feature_layer, config.hidden_size
+    return tower
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite0
+
+
+@strict
+class EfficientNetLiteVisionConfig(PreTrainedConfig):
+    """EfficientNet-Lite from ``efficientnet-lite-pytorch``; ``extract_features`` gives ``(n, 1280, 7, 7)`` at 224 px.
+
+    Lite models were trained on inputs scaled as ``(x * 255 - 127) / 128``, hence the mean/std below.
+    """
+
+    model_type = "mmlink_efficientnet_lite"
+    base_config_key = "vision_config"
+    variant: str = "efficientnet-lite0"
+    image_size: int = 224
+    hidden_size: int = 1280
+    image_mean: list[float] | tuple[float, ...] = (127 / 255,) * 3
+    image_std: list[float] | tuple[float, ...] = (128 / 255,) * 3
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if not self.variant.startswith("efficientnet-lite"):
+            raise ValueError(f"vision_config.variant must name an EfficientNet-Lite model, got {self.variant!r}")
+
+
+AutoConfig.register(EfficientNetLiteVisionConfig.model_type, EfficientNetLiteVisionConfig)
+
+
+class EfficientNetLiteTower(nn.Module):
+    """Final convolutional feature map of an EfficientNet-Lite, flattened to patch tokens."""
+
+    def __init__(self, config: EfficientNetLiteVisionConfig):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.net = EfficientNet.from_name(config.variant, image_size=config.image_size)
+        self.net._fc = nn.Identity()  # the ImageNet classifier is never used
+        self.hidden_size = config.hidden_size
+
+    def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        fmap = self.net.extract_features(pixel_values)  # (n, Dv, h, w)
+        return fmap.flatten(2).transpose(1, 2)  # (n, h*w, Dv)
+
+
+@VISION_TOWERS.register(EfficientNetLiteVisionConfig.model_type)
+def _build_efficientnet_lite(config: PreTrainedConfig, feature_layer: int) -> nn.Module:
+    if feature_layer != -1:
+        raise ValueError("vision_feature_layer must be -1 for EfficientNet-Lite (only the final map is exposed)")
+    return EfficientNetLiteTower(config)
+
+
+def build_vision_tower(config: PreTrainedConfig, feature_layer: int = -1) -> nn.Module:
+    """Build the tower registered for ``config.model_type``."""
+    return VISION_TOWERS.get(config.model_type)(config, feature_layer)
+
+
+def image_normalization(config: PreTrainedConfig) -> tuple[list[float], list[float]]:
+    """Mean/std the tower was trained with (OpenAI CLIP statistics for the ViTs, as InstructBLIP uses)."""
+    if isinstance(config, EfficientNetLiteVisionConfig):
+        return list(config.image_mean), list(config.image_std)
+    if isinstance(config, SiglipVisionConfig):
+        return [0.5] * 3, [0.5] * 3
+    return [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+
+
+def image_size(config: PreTrainedConfig) -> int:
+    size = config.image_size
+    return size if isinstance(size, int) else int(size[0])
+
+
+__all__ = [
+    "VISION_TOWERS",
+    "ClipVisionTower",
+    "EfficientNetLiteTower",
+    "EfficientNetLiteVisionConfig",
+    "InstructBlipVisionConfig",
+    "InstructBlipVisionTower",
+    "CLIPVisionConfig",
+    "SiglipVisionTower",
+    "build_vision_tower",
+    "image_normalization",
+    "image_size",
+]
