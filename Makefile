@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mmlink generate --model mini --image examples/images/red_ball_beach.png \
+	@echo "mini (untrained Q-Former: the answer shows the pipeline runs, not what it will know) answering about 2 images:"
+	$(BIN)/mmlink generate --model mini --max-new-tokens 40 --image examples/images/red_ball_beach.png \
 		--image examples/images/red_ball_forest.png \
 		--prompt "Image 1: <image>\nImage 2: <image>\nWhat do the two images have in common?"
 

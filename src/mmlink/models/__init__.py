@@ -12,13 +12,14 @@ def load(path_or_preset: str | os.PathLike, **overrides):
     ``overrides`` set config fields (e.g. ``sam_mode="bsg_mean"``, ``sam_context_pool="all"``) or loader options
     (``dtype``, ``device_map``, ``attn_implementation``). An existing directory wins over a preset of the same name.
     """
-    from mmlink.models.loading import load_checkpoint
+    from mmlink.models.loading import check_overrides, load_checkpoint
     from mmlink.models.presets import PRESETS
 
     name = os.fspath(path_or_preset)
     if Path(name).exists():
         return load_checkpoint(name, **overrides)
     if name in PRESETS:
+        check_overrides(overrides, extra=("seed",) if name == "tiny" else ())
         model, processor = PRESETS.get(name)(**overrides)
         model.mmlink_source = name
         return model, processor

@@ -36,13 +36,18 @@ SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_
 _LOAD_KWARGS = ("dtype", "device_map", "attn_implementation")
 
 
+def check_overrides(overrides: dict, extra: tuple[str, ...] = ()) -> None:
+    """Unknown override keys are errors (a typo must not be stored silently as a config attribute)."""
+    valid = set(MmlinkQFormerConfig.__annotations__) | set(_LOAD_KWARGS) | set(extra)
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown}; valid: {sorted(valid)}")
+
+
 def _split_overrides(overrides: dict) -> tuple[dict, dict]:
     """Separate config overrides from loader keyword arguments; unknown keys are errors."""
-    valid = set(MmlinkQFormerConfig.__annotations__) - {"vision_config", "qformer_config", "text_config"}
+    check_overrides(overrides)
     config_kw = {k: v for k, v in overrides.items() if k not in _LOAD_KWARGS}
-    unknown = sorted(k for k in config_kw if k not in valid)
-    if unknown:
-        raise ValueError(f"unknown override(s) {unknown}; valid: {sorted(valid | set(_LOAD_KWARGS))}")
     return config_kw, {k: v for k, v in overrides.items() if k in _LOAD_KWARGS}
 
 

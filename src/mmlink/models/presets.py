@@ -28,11 +28,6 @@ from mmlink.registry import Registry
 
 Loaded = tuple[MmlinkQFormerForConditionalGeneration, MmlinkQFormerProcessor]
 PRESETS: Registry[Callable[..., Loaded]] = Registry("preset")
-PRESET_HELP = {
-    "tiny": "random 32-d weights, byte-level tokenizers; for tests (outputs are noise)",
-    "mini": "EfficientNet-Lite0 + MiniLM Q-Former + SmolLM2-135M-Instruct; Q-Former untrained (answers not "
-    "meaningful yet)",
-}
 
 
 def cache_dir() -> Path:
@@ -65,6 +60,7 @@ def tiny_config(**overrides) -> MmlinkQFormerConfig:
         num_attention_heads=4,
         image_size=32,
         patch_size=8,
+        initializer_range=0.02,  # InstructBLIP's default (1e-10) would make random features ignore the image
     )
     qformer = dict(
         vocab_size=260,
@@ -88,10 +84,11 @@ def tiny_config(**overrides) -> MmlinkQFormerConfig:
         eos_token_id=2,
         pad_token_id=0,
     )
+    # Nested overrides (e.g. another vision tower) replace the default sub-config wholesale.
     return MmlinkQFormerConfig(
-        vision_config=vision,
-        qformer_config=qformer,
-        text_config=text,
+        vision_config=overrides.pop("vision_config", vision),
+        qformer_config=overrides.pop("qformer_config", qformer),
+        text_config=overrides.pop("text_config", text),
         num_query_tokens=4,
         image_token_index=260,  # outside the vocabulary on purpose: placeholders are never embedded
         qformer_max_length=64,
@@ -102,10 +99,13 @@ def tiny_config(**overrides) -> MmlinkQFormerConfig:
 @PRESETS.register("tiny")
 def tiny(seed: int = 0, **overrides) -> Loaded:
     """Random ``tiny`` model + processor (same weights for the same seed)."""
+    dtype = overrides.pop("dtype", None)
     config = tiny_config(**overrides)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = MmlinkQFormerForConditionalGeneration(config).eval()
+    if dtype is not None:
+        model = model.to(dtype)
     tok = byte_tokenizer()
     return model, MmlinkQFormerProcessor.from_config(config, tok, tok)
 
@@ -233,7 +233,9 @@ def mini(**overrides) -> Loaded:
     if not (base / "config.json").exists():
         print(f"mmlink: assembling the `mini` weights once into {base} ...", flush=True)
         _build_mini_base(base)
+    # The cached base is stored without SAM layers; like every mmlink model, `mini` defaults to full SAM.
+    overrides.setdefault("sam_mode", MmlinkQFormerConfig().sam_mode)
     return load_checkpoint(base, **overrides)
 
 
-__all__ = ["PRESETS", "PRESET_HELP", "byte_tokenizer", "cache_dir", "tiny", "tiny_config", "mini"]
+__all__ = ["PRESETS", "byte_tokenizer", "cache_dir", "tiny", "tiny_config", "mini"]

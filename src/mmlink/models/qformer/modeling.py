@@ -41,7 +41,12 @@ class MmlinkQFormerOutput(ModelOutput):
 
 
 class ZeroInitLinear(nn.Linear):
-    """A linear layer that `_init_weights` sets to zero (weight and bias), so a new branch starts switched off."""
+    """A linear layer born at zero (weight and bias), so a new branch starts switched off. It draws no random
+    numbers, so adding SAM leaves the random initialisation of every other module unchanged."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
 
 
 class SamGuidance(nn.Module):

