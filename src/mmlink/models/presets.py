@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -231,7 +232,7 @@ def mini(**overrides) -> Loaded:
 
     base = cache_dir() / MINI_BASE
     if not (base / "config.json").exists():
-        print(f"mmlink: assembling the `mini` weights once into {base} ...", flush=True)
+        print(f"mmlink: assembling the `mini` weights once into {base} ...", file=sys.stderr, flush=True)
         _build_mini_base(base)
     # The cached base is stored without SAM layers; like every mmlink model, `mini` defaults to full SAM.
     overrides.setdefault("sam_mode", MmlinkQFormerConfig().sam_mode)

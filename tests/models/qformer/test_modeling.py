@@ -341,3 +341,69 @@ def test_config_round_trips_through_json(tmp_path):
     again = MmlinkQFormerConfig.from_pretrained(tmp_path)
     assert (again.sam_mode, again.sam_context_pool, again.guide_layer, again.context_layer) == ("bsg_mean", "all", 1, 2)
     assert again.qformer_config.encoder_hidden_size == again.vision_config.hidden_size
+
+
+# ------------------------------------------------------------------ encoder-decoder LLM (InstructBLIP-FlanT5)
+
+
+@pytest.fixture(scope="module")
+def instructblip_t5_dir(tmp_path_factory):
+    config = _instructblip_config()
+    config = InstructBlipConfig(
+        vision_config=config.vision_config.to_dict(),
+        qformer_config=config.qformer_config.to_dict(),
+        text_config=dict(
+            model_type="t5",
+            vocab_size=120,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            decoder_start_token_id=0,
+            feed_forward_proj="gated-gelu",
+        ),
+        num_query_tokens=Q,
+        image_token_index=IMG,
+    )
+    torch.manual_seed(0)
+    ref = InstructBlipForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        ref.query_tokens.normal_()
+    path = tmp_path_factory.mktemp("instructblip_t5")
+    ref.save_pretrained(path)
+    byte_tokenizer().save_pretrained(path)
+    byte_tokenizer().save_pretrained(path / "qformer_tokenizer")
+    return path, ref
+
+
+@pytest.mark.parametrize("images_per_sample", [[1], [3, 1]])
+def test_flan_t5_logits_and_loss_match_transformers(instructblip_t5_dir, images_per_sample):
+    path, ref = instructblip_t5_dir
+    model, processor = load_checkpoint(path)
+    assert not model.config.use_decoder_only_language_model and processor.is_encoder_decoder
+    batch = _inputs(images_per_sample)
+    labels = torch.randint(3, 100, (len(images_per_sample), 4))
+    labels[0, -1] = -100
+    with torch.no_grad():
+        expected = ref(**batch, labels=labels)
+        got = model(**batch, labels=labels)
+    assert_close(got.logits, expected.logits)
+    assert_close(got.loss, expected.loss)
+    out = model.generate(**batch, max_new_tokens=3, do_sample=False)
+    assert out.shape[0] == len(images_per_sample)
+
+
+def test_processor_puts_answers_in_labels_for_an_encoder_decoder(instructblip_t5_dir):
+    path, _ = instructblip_t5_dir
+    _, processor = load_checkpoint(path)
+    from PIL import Image
+
+    img = Image.new("RGB", (30, 30), (200, 10, 10))
+    batch = processor(["<image> what?", "<image> and <image>?"], [[img], [img, img]], targets=["red", "two red"])
+    prompt_only = processor(["<image> what?", "<image> and <image>?"], [[img], [img, img]], padding_side="right")
+    assert torch.equal(batch["input_ids"], prompt_only["input_ids"])  # the answer is not in the encoder input
+    eos = processor.tokenizer.eos_token_id
+    red, two_red = (processor.tokenizer(t, add_special_tokens=False).input_ids for t in ("red", "two red"))
+    assert batch["labels"].tolist() == [red + [eos] + [-100] * 4, two_red + [eos]]

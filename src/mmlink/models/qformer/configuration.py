@@ -1,4 +1,4 @@
-"""Composite config of the Q-Former family: vision tower + Q-Former (+ SAM's W-former) + causal LLM.
+"""Composite config of the Q-Former family: vision tower + Q-Former (+ SAM's W-former) + LLM.
 
 The layout mirrors ``InstructBlipConfig`` (nested ``vision_config`` / ``qformer_config`` / ``text_config``,
 ``num_query_tokens``, ``image_token_index``) so that an InstructBLIP checkpoint's config converts losslessly, and
@@ -12,7 +12,10 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, InstructBlipConfig, InstructBlipQFormerConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+)
 
 SamMode = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
 ContextPool = Literal["others", "all"]
@@ -24,7 +27,8 @@ CONTEXT_POOLS: tuple[str, ...] = ContextPool.__args__
 class MmlinkQFormerConfig(PreTrainedConfig):
     r"""
     vision_config / qformer_config / text_config: nested configs of the vision tower (any registered in
-        `mmlink.models.vision`), the Q-Former (`InstructBlipQFormerConfig`) and the LLM (any causal LM).
+        `mmlink.models.vision`), the Q-Former (`InstructBlipQFormerConfig`) and the LLM (a causal LM, or an encoder-decoder such as
+        Flan-T5 as in InstructBLIP-FlanT5).
     num_query_tokens: learned queries per image (InstructBLIP: 32); each image fills this many placeholders.
     image_token_index: LLM token id of the image placeholder.
     max_images: most images one sample may hold (processor and forward refuse more).
@@ -66,11 +70,10 @@ class MmlinkQFormerConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         # The Q-Former cross-attends to the tower's features, whatever the tower.
         self.qformer_config.encoder_hidden_size = self.vision_config.hidden_size
-        if self.text_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-            raise ValueError(
-                f"text_config.model_type={self.text_config.model_type!r} is not a causal LM; the Q-Former family "
-                "supports decoder-only LLMs"
-            )
+        text_type = self.text_config.model_type
+        self.use_decoder_only_language_model = text_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        if not self.use_decoder_only_language_model and text_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+            raise ValueError(f"text_config.model_type={text_type!r} is neither a causal nor a seq2seq LM")
         if self.sam_mode not in SAM_MODES:
             raise ValueError(f"sam_mode must be one of {SAM_MODES}, got {self.sam_mode!r}")
         if self.sam_context_pool not in CONTEXT_POOLS:
@@ -98,11 +101,6 @@ class MmlinkQFormerConfig(PreTrainedConfig):
     @classmethod
     def from_instructblip(cls, config: InstructBlipConfig, **overrides) -> "MmlinkQFormerConfig":
         """Convert an ``InstructBlipConfig`` (SAM settings from ``overrides``, default full SAM)."""
-        if not config.use_decoder_only_language_model:
-            raise ValueError(
-                "this InstructBLIP checkpoint uses an encoder-decoder LLM "
-                f"({config.text_config.model_type}); mmlink's Q-Former family supports decoder-only LLMs"
-            )
         if config.image_token_index is None:
             raise ValueError("the InstructBLIP config has no image_token_index; re-save it with a recent transformers")
         return cls(

@@ -6,7 +6,8 @@ The whole forward pass lives here, in numbered steps:
 2. Q-Former (+ SAM W-former): learned queries + instruction tokens, queries cross-attend to the patches
    → query outputs ``(n, Q, Dq)``
 3. language projection → ``(n, Q, Dl)``
-4. LLM: each image's Q vectors replace its Q placeholder tokens in the prompt embeddings.
+4. LLM: each image's Q vectors replace its Q placeholder tokens in the prompt embeddings (for an encoder-decoder
+   LLM such as Flan-T5 the prompt is the encoder's input and ``labels`` hold the answer alone).
 
 ``n`` is the number of images in the whole batch; which sample an image belongs to follows from the placeholders
 in ``input_ids`` (row-major order: sample 0's images first). SAM (paper §4, Eq. 1–6) runs as a second stream
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, InstructBlipQFormerModel, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, InstructBlipQFormerModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
@@ -116,7 +117,10 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         self.qformer = InstructBlipQFormerModel._from_config(config.qformer_config)
         self.sam = SamGuidance(config) if config.sam_mode != "none" else None
         self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        if config.use_decoder_only_language_model:
+            self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        else:  # InstructBLIP-FlanT5: the prompt (with images) is the encoder input, the answer is decoded
+            self.language_model = AutoModelForSeq2SeqLM.from_config(config.text_config)
         self.post_init()
 
     @torch.no_grad()
@@ -236,15 +240,20 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         qformer_attention_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> MmlinkQFormerOutput:
-        """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask/labels
-        ``(B, T)`` with ``num_query_tokens`` placeholders per image (labels -100 where ignored)."""
+        """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask ``(B, T)``
+        with ``num_query_tokens`` placeholders per image; labels -100 where ignored — ``(B, T)`` for a decoder-only
+        LLM, the answer ``(B, T_ans)`` for an encoder-decoder one (which also takes ``decoder_*`` inputs)."""
         inputs_embeds, query_output, image_features = self._merge_inputs(
             pixel_values, qformer_input_ids, qformer_attention_mask, input_ids
         )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if not self.config.use_decoder_only_language_model:
+            kwargs.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
         out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
         return MmlinkQFormerOutput(
             loss=out.loss,

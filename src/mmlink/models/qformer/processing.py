@@ -56,6 +56,7 @@ class MmlinkQFormerProcessor:
         image_token_index: int,
         max_images: int = 8,
         qformer_max_length: int = 128,
+        is_encoder_decoder: bool = False,
     ):
         self.image_processor = image_processor
         self.tokenizer = tokenizer
@@ -64,6 +65,8 @@ class MmlinkQFormerProcessor:
         self.image_token_index = image_token_index
         self.max_images = max_images
         self.qformer_max_length = qformer_max_length
+        # An encoder-decoder LLM (Flan-T5) reads the prompt and decodes the answer: targets become `labels` alone.
+        self.is_encoder_decoder = is_encoder_decoder
         # Special tokens the tokenizer puts before any text (e.g. Llama's BOS; nothing for SmolLM2).
         self._prefix = list(tokenizer("", add_special_tokens=True)["input_ids"])
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -90,6 +93,7 @@ class MmlinkQFormerProcessor:
             image_token_index=config.image_token_index,
             max_images=config.max_images,
             qformer_max_length=config.qformer_max_length,
+            is_encoder_decoder=not config.use_decoder_only_language_model,
         )
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -163,7 +167,10 @@ class MmlinkQFormerProcessor:
             target_ids = self.tokenizer(target, add_special_tokens=False)["input_ids"]
             if self.tokenizer.eos_token_id is not None:
                 target_ids = target_ids + [self.tokenizer.eos_token_id]
-            ids, labels = ids + target_ids, labels + target_ids
+            if self.is_encoder_decoder:
+                labels = target_ids
+            else:
+                ids, labels = ids + target_ids, labels + target_ids
         instruction = " ".join(p.strip() for p in pieces if p.strip())
         return _Encoded(ids, labels, loaded, instruction)
 
@@ -230,7 +237,10 @@ class MmlinkQFormerProcessor:
             "input_ids": input_ids,  # (B, T)
             "attention_mask": attention_mask,  # (B, T)
         }
-        if with_labels:
+        if with_labels and self.is_encoder_decoder:
+            answer_width = max(len(e.labels) for e in encoded)
+            data["labels"] = torch.tensor([e.labels + [-100] * (answer_width - len(e.labels)) for e in encoded])
+        elif with_labels:
             data["labels"] = torch.tensor([pad(e.labels, -100) for e in encoded])  # (B, T)
         return BatchFeature(data)
 
