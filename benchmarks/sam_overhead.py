@@ -53,6 +53,7 @@ from PIL import Image  # noqa: E402
 
 VARIANTS = {"base": "none", "SAM": "bsg_adaptive"}  # label -> sam_mode
 STAGES = ("img features", "prefill", "generate")
+BUSY_PCT = 10.0  # flag a timing row when other processes used more than this share of the CPUs
 PAPER = {  # Table 4 of the SAM paper: InstructBLIP vs SAM, 20-token answer, GPU
     "time_s": {"base": 4.9, "SAM": 5.1, "overhead_pct": 4.1},
     "memory_gb": {"base": 17.12, "SAM": 17.13, "overhead_pct": 0.06},
@@ -115,6 +116,40 @@ def stage_functions(model, batch, new_tokens: int, pad_token_id: int) -> dict[st
 # --------------------------------------------------------------------------- timing
 
 
+class OtherCpuLoad:
+    """Share of the machine's CPU capacity used by *other* processes (and the hypervisor) during a block.
+
+    Timings on a shared machine are only as good as the machine is quiet; with all cores busy, torch's threads
+    wait for each other and a call can take several times longer. Linux only (``/proc/stat``); None elsewhere.
+    """
+
+    def __enter__(self):
+        self.pct = None
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._snapshot()
+        if self._start is not None and end is not None:
+            wall = end[0] - self._start[0]
+            busy = end[1] - self._start[1]  # all processes + steal, in seconds
+            own = end[2] - self._start[2]
+            self.pct = max(0.0, 100.0 * (busy - own) / (wall * (os.cpu_count() or 1)))
+        return False
+
+    @staticmethod
+    def _snapshot():
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(x) for x in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = ticks
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return time.perf_counter(), busy, own.user + own.system
+
+
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -153,6 +188,7 @@ class TimeResult:
     base_s: float  # median
     sam_s: float  # median
     samples_s: dict[str, list[float]] = field(repr=False)
+    others_cpu_pct: float | None = None  # CPU share of other processes while this row was measured
 
     @property
     def extra_s(self) -> float:
@@ -186,7 +222,7 @@ def run_timings(args, device: str, log) -> list[TimeResult]:
             for stage in STAGES:
                 repeats = args.repeats if stage == "generate" else args.fwd_repeats
                 log(f"timing {model_name}, {n_images} images, {stage} ({repeats} interleaved repeats)")
-                with torch.inference_mode():
+                with torch.inference_mode(), OtherCpuLoad() as others:
                     times = time_interleaved(
                         {variant: fns[variant][stage] for variant in VARIANTS}, args.warmup, repeats, device
                     )
@@ -198,6 +234,7 @@ def run_timings(args, device: str, log) -> list[TimeResult]:
                         statistics.median(times["base"]),
                         statistics.median(times["SAM"]),
                         times,
+                        others.pct,
                     )
                 )
         del loaded, fns, batch
@@ -397,6 +434,7 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
                 if (t.model, t.images) == (model_name, n_images):
                     stage = f"generate {args.new_tokens} tok" if t.stage == "generate" else t.stage
                     q1, q3 = t.paired_overhead_iqr()
+                    busy = t.others_cpu_pct is not None and t.others_cpu_pct > BUSY_PCT
                     table.add_row(
                         t.model,
                         str(t.images),
@@ -404,7 +442,7 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
                         fmt_time(t.base_s),
                         fmt_time(t.sam_s),
                         f"{t.extra_s * 1000:+.1f} ms",
-                        fmt_pct(t.overhead_pct),
+                        fmt_pct(t.overhead_pct) + (" *" if busy else ""),
                         f"{q1:+.0f}..{q3:+.0f}%",
                     )
             m = by_config.get((model_name, n_images))
@@ -466,6 +504,13 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
         "paper T4: InstructBLIP vs SAM on GPU with a 7B LLM — there the Q-Former is a small share of the work, so "
         "compare the extra time of the Q-Former stage rather than the percentages."
     )
+    busy_rows = [t for t in timings if t.others_cpu_pct is not None and t.others_cpu_pct > BUSY_PCT]
+    if busy_rows:
+        worst = max(t.others_cpu_pct for t in busy_rows)
+        console.print(
+            f"[bold]* {len(busy_rows)} timing row(s) ran while other processes used more than {BUSY_PCT:g}% of the "
+            f"CPUs (up to {worst:.0f}%): those numbers are noisy; re-run on a quiet machine.[/bold]"
+        )
 
 
 # --------------------------------------------------------------------------- CLI

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoTokenizer, InstructBlipConfig
+from transformers import AutoTokenizer, InstructBlipConfig
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.utils import logging as hf_logging
 
@@ -53,11 +53,17 @@ def _split_overrides(overrides: dict) -> tuple[dict, dict]:
 
 def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> MmlinkQFormerForConditionalGeneration:
     """``from_pretrained`` with a strict check: only SAM's layers may be absent (they start at zero) or extra."""
+    if not any(path.glob("*.safetensors")):
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        raise ValueError(
+            f"{path}: no safetensors weights{f' (found {found})' if found else ''}; mmlink never unpickles weights — "
+            "convert them with safetensors first"
+        )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the expected SAM gaps are reported by us, precisely, below
     try:
         model, info = MmlinkQFormerForConditionalGeneration.from_pretrained(
-            path, config=config, output_loading_info=True, **load_kw
+            path, config=config, output_loading_info=True, use_safetensors=True, **load_kw
         )
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -121,7 +127,8 @@ def load_checkpoint(path: str | os.PathLike, **overrides):
         model = _load_weights(path, config, load_kw)
         processor = _instructblip_processor(path, config)
     elif model_type == MmlinkQFormerConfig.model_type:
-        config = AutoConfig.from_pretrained(path, **config_kw)
+        # Through the constructor, so that overrides are validated like any other setting.
+        config = MmlinkQFormerConfig.from_dict({**raw, **config_kw})
         model = _load_weights(path, config, load_kw)
         processor = _mmlink_processor(path, config)
     else:

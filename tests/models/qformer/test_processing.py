@@ -230,13 +230,6 @@ def test_int_image_in_interleaved_sample(processor):
         processor([[_img(0), "fine"], [_img(1), 3, "bad"]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="src bug: images passed beside a placeholder string are not type-checked; load_images raises a "
-    "TypeError ('image #0: expected a file path or PIL.Image.Image, got int') that _encode does not catch, so the "
-    "error is a TypeError and does not name the sample (processing.py:143-146)",
-)
 def test_int_image_beside_placeholder_string(processor):
     with pytest.raises(ValueError, match=r"^sample 1: .*int"):
         _bad_second_sample(processor, "<image> ?", [3])

@@ -91,12 +91,12 @@ class MmlinkQFormerConfig(PreTrainedConfig):
     @property
     def guide_layer(self) -> int:
         """l (1-indexed); defaults to the last Q-Former layer as in SAM §4.4."""
-        return self.sam_guide_layer or self.qformer_config.num_hidden_layers
+        return self.qformer_config.num_hidden_layers if self.sam_guide_layer is None else self.sam_guide_layer
 
     @property
     def context_layer(self) -> int:
         """k (1-indexed); defaults to the last Q-Former layer as in SAM §4.4."""
-        return self.sam_context_layer or self.qformer_config.num_hidden_layers
+        return self.qformer_config.num_hidden_layers if self.sam_context_layer is None else self.sam_context_layer
 
     @classmethod
     def from_instructblip(cls, config: InstructBlipConfig, **overrides) -> "MmlinkQFormerConfig":

@@ -220,7 +220,10 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
 
     # ------------------------------------------------------------------ step 4
 
-    def _merge_inputs(self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids):
+    def _merge_inputs(self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask):
+        """Steps 1–4: prompt embeddings ``(B, T, Dl)`` with every image's query features at its placeholders."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
         image_to_sample = self.image_to_sample(input_ids, pixel_values.shape[0])
         query_output, image_features = self.get_image_features(
             pixel_values, qformer_input_ids, qformer_attention_mask, image_to_sample
@@ -230,7 +233,7 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))  # (B, T, Dl)
         image_features = image_features.to(inputs_embeds.dtype)
         inputs_embeds = inputs_embeds.masked_scatter(is_image.unsqueeze(-1), image_features)
-        return inputs_embeds, query_output, image_features
+        return inputs_embeds, attention_mask, query_output, image_features
 
     def forward(
         self,
@@ -247,11 +250,9 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask ``(B, T)``
         with ``num_query_tokens`` placeholders per image; labels -100 where ignored — ``(B, T)`` for a decoder-only
         LLM, the answer ``(B, T_ans)`` for an encoder-decoder one (which also takes ``decoder_*`` inputs)."""
-        inputs_embeds, query_output, image_features = self._merge_inputs(
-            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids
+        inputs_embeds, attention_mask, query_output, image_features = self._merge_inputs(
+            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask
         )
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
         if not self.config.use_decoder_only_language_model:
             kwargs.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
         out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
@@ -277,9 +278,9 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
 
         Prompts must be left-padded. Returns only the new tokens ``(B * num_return_sequences, T_new)``.
         """
-        inputs_embeds, _, _ = self._merge_inputs(pixel_values, qformer_input_ids, qformer_attention_mask, input_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+        inputs_embeds, attention_mask, _, _ = self._merge_inputs(
+            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask
+        )
         return self.language_model.generate(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs
         )

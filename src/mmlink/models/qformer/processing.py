@@ -109,6 +109,9 @@ class MmlinkQFormerProcessor:
         where = f"sample {index}"
         if isinstance(sample, str):
             images = list(images or [])
+            for item in images:
+                if not isinstance(item, (Image.Image, Path)):
+                    raise ValueError(f"{where}: images must be PIL.Image or pathlib.Path, got {type(item).__name__}")
             if not sample.strip():
                 raise ValueError(f"{where}: the prompt is empty")
             pieces = sample.split(IMAGE_PLACEHOLDER)
