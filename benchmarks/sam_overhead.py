@@ -2,8 +2,9 @@
 
 SAM adds a second "W-former" stream that runs through the same Q-Former layers, batched over every image of the
 batch. The paper reports that this costs little at inference: InstructBLIP 4.9 s / 17.12 GB vs SAM 5.1 s (+4.1 %)
-/ 17.13 GB (+0.06 %) for a 20-token answer (GPU, 7B LLM). This script measures the same comparison for mmlink's
-presets: base (``sam_mode="none"``) vs full SAM (``sam_mode="bsg_adaptive"``), side by side in one run.
+/ 17.13 GB (+0.06 %) for a 20-token answer (GPU, InstructBLIP-Vicuna-7B). This script measures the same comparison
+for mmlink's presets: base (``sam_mode="none"``) vs full SAM (``sam_mode="bsg_adaptive"``), side by side in one
+run.
 
 For every model preset and every image count (all images in one sample, the same deterministic inputs for both
 variants) it times
@@ -54,7 +55,8 @@ from PIL import Image  # noqa: E402
 VARIANTS = {"base": "none", "SAM": "bsg_adaptive"}  # label -> sam_mode
 STAGES = ("img features", "prefill", "generate")
 BUSY_PCT = 10.0  # flag a timing row when other processes used more than this share of the CPUs
-PAPER = {  # Table 4 of the SAM paper: InstructBLIP vs SAM, 20-token answer, GPU
+# Table 4 of the SAM paper: InstructBLIP-Vicuna-7B vs SAM, 20-token answer, on GPU; the image count is not stated.
+PAPER = {
     "time_s": {"base": 4.9, "SAM": 5.1, "overhead_pct": 4.1},
     "memory_gb": {"base": 17.12, "SAM": 17.13, "overhead_pct": 0.06},
 }
@@ -329,51 +331,55 @@ def memory_child(spec: dict) -> None:
 
 @dataclass
 class MemoryResult:
+    """Bytes per fresh process, one list entry per ``--memory-repeats``; the report uses medians."""
+
     model: str
     images: int
-    base_after_load: int
-    sam_after_load: int
-    base_peak: int
-    sam_peak: int
+    after_load: dict[str, list[int]]  # variant -> RSS (or CUDA memory) right after loading
+    peak: dict[str, list[int]]  # variant -> peak during generate
     method: str
+
+    def median(self, which: str, variant: str) -> float:
+        return statistics.median(getattr(self, which)[variant])
+
+    def peak_spread(self) -> float:
+        """Largest max-min of the peak among identical processes (0 with one process per variant)."""
+        return max(max(v) - min(v) for v in self.peak.values())
+
+
+def _memory_subprocess(spec: dict) -> dict:
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--memory-child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(CHILD_MARKER)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"memory subprocess failed ({spec}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len(CHILD_MARKER) :])
 
 
 def run_memory(args, device: str, threads: int, log) -> list[MemoryResult]:
     results = []
     for model_name in args.models:
         for n_images in args.images:
-            measured = {}
-            for variant in VARIANTS:
-                log(f"memory {model_name}, {n_images} images, {variant} (fresh process)")
-                spec = dict(
-                    model=model_name,
-                    variant=variant,
-                    images=n_images,
-                    new_tokens=args.new_tokens,
-                    threads=threads,
-                    device=device,
-                )
-                proc = subprocess.run(
-                    [sys.executable, os.path.abspath(__file__), "--memory-child", json.dumps(spec)],
-                    capture_output=True,
-                    text=True,
-                )
-                lines = [line for line in proc.stdout.splitlines() if line.startswith(CHILD_MARKER)]
-                if proc.returncode != 0 or not lines:
-                    raise RuntimeError(f"memory subprocess failed ({spec}):\n{proc.stderr[-3000:]}")
-                measured[variant] = json.loads(lines[-1][len(CHILD_MARKER) :])
-            base, sam = measured["base"], measured["SAM"]
-            results.append(
-                MemoryResult(
-                    model_name,
-                    n_images,
-                    base["after_load_bytes"],
-                    sam["after_load_bytes"],
-                    base["peak_bytes"],
-                    sam["peak_bytes"],
-                    base["method"],
-                )
-            )
+            result = MemoryResult(model_name, n_images, {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}, "")
+            for repeat in range(args.memory_repeats):
+                for variant in VARIANTS:
+                    log(f"memory {model_name}, {n_images} images, {variant} (fresh process {repeat + 1})")
+                    spec = dict(
+                        model=model_name,
+                        variant=variant,
+                        images=n_images,
+                        new_tokens=args.new_tokens,
+                        threads=threads,
+                        device=device,
+                    )
+                    measured = _memory_subprocess(spec)
+                    result.after_load[variant].append(measured["after_load_bytes"])
+                    result.peak[variant].append(measured["peak_bytes"])
+                    result.method = measured["method"]
+            results.append(result)
     return results
 
 
@@ -425,7 +431,7 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
     console = Console() if sys.stdout.isatty() else Console(width=120)
     mem = "GPU mem" if machine["device"].startswith("cuda") else "RSS"
     table = Table(title=f"SAM (bsg_adaptive) vs base (sam_mode=none), {args.new_tokens}-token answer")
-    for name in ("model", "images", "stage", "base", "SAM", "SAM extra", "overhead %", "paired IQR"):
+    for name in ("model", "images", "stage", "base", "SAM", "SAM extra", "overhead %", "noise"):
         table.add_column(name, justify="left" if name in ("model", "stage") else "right")
     by_config = {(m.model, m.images): m for m in memory}
     for model_name in args.models:
@@ -447,10 +453,11 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
                     )
             m = by_config.get((model_name, n_images))
             if m is not None:
-                for stage, base, sam in (
-                    (f"{mem} after load", m.base_after_load, m.sam_after_load),
-                    (f"peak {mem} (generate)", m.base_peak, m.sam_peak),
-                ):
+                for which, stage in (("after_load", f"{mem} after load"), ("peak", f"peak {mem} (generate)")):
+                    base, sam = m.median(which, "base"), m.median(which, "SAM")
+                    spread = ""
+                    if which == "peak" and args.memory_repeats > 1:
+                        spread = f"±{m.peak_spread() / 2**21:.1f} MiB"
                     table.add_row(
                         m.model,
                         str(m.images),
@@ -459,16 +466,16 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
                         fmt_mem(sam),
                         f"{(sam - base) / 2**20:+.1f} MiB",
                         fmt_pct(100.0 * (sam - base) / base, 2),
-                        "",
+                        spread,
                     )
             table.add_section()
     paper_t, paper_m = PAPER["time_s"], PAPER["memory_gb"]
     table.add_row(
-        "paper T4", "multi", "generate 20 tok", f"{paper_t['base']} s", f"{paper_t['SAM']} s", "+200 ms",
+        "paper T4", "?", "generate 20 tok", f"{paper_t['base']} s", f"{paper_t['SAM']} s", "+200 ms",
         fmt_pct(paper_t["overhead_pct"]), "",
     )
     table.add_row(
-        "paper T4", "multi", "peak GPU memory", f"{paper_m['base']} GB", f"{paper_m['SAM']} GB", "+10 MB",
+        "paper T4", "?", "GPU memory", f"{paper_m['base']} GB", f"{paper_m['SAM']} GB", "+10 MB",
         fmt_pct(paper_m["overhead_pct"], 2), "",
     )
     console.print(table)
@@ -493,17 +500,25 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
             scaling.add_row(model_name, stage, *cells)
     console.print(scaling)
 
-    mem_method = memory[0].method if memory else "not measured (--no-memory)"
     gpu = f", GPU {machine['gpu']}" if "gpu" in machine else ""
-    console.print(
+    notes = [
         f"machine: {machine['cpu']} ({machine['cpu_count']} logical CPUs){gpu}; device {machine['device']}; "
-        f"torch {machine['torch']} with {machine['torch_threads']} threads; python {machine['python']}\n"
+        f"torch {machine['torch']} with {machine['torch_threads']} threads; python {machine['python']}",
         f"timing: medians of {args.repeats} (generate) / {args.fwd_repeats} (img features, prefill) interleaved "
-        f"repeats after {args.warmup} warm-up call(s) per variant; paired IQR: quartiles of the per-repeat "
-        f"overhead (noise band); memory: fresh process per variant and row, {mem_method}\n"
-        "paper T4: InstructBLIP vs SAM on GPU with a 7B LLM — there the Q-Former is a small share of the work, so "
-        "compare the extra time of the Q-Former stage rather than the percentages."
+        f"repeats after {args.warmup} warm-up call(s) per variant; noise: quartiles of the per-repeat overhead "
+        "(each SAM call vs the base call next to it)",
+    ]
+    if memory:
+        notes.append(
+            f"memory: {memory[0].method}, whole process incl. weights; median of {args.memory_repeats} fresh "
+            "process(es) per variant and row"
+            + (" (noise: half the range among identical processes)" if args.memory_repeats > 1 else "")
+        )
+    notes.append(
+        "paper T4: InstructBLIP-Vicuna-7B vs SAM on GPU, where the 7B LLM dominates the run time, so the same "
+        "extra Q-Former work is a smaller share there; the 'img features' rows show SAM's cost itself."
     )
+    console.print("\n".join(notes), highlight=False)
     busy_rows = [t for t in timings if t.others_cpu_pct is not None and t.others_cpu_pct > BUSY_PCT]
     if busy_rows:
         worst = max(t.others_cpu_pct for t in busy_rows)
@@ -550,12 +565,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on"
     )
+    parser.add_argument(
+        "--memory-repeats",
+        type=int,
+        default=1,
+        help="fresh processes per variant and row for memory (median; >1 also shows the peak's noise)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--out", default=None, help="also write all results (raw timings included) as JSON here")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory run
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.fwd_repeats < 1 or args.warmup < 0 or args.new_tokens < 1:
-        parser.error("--repeats/--fwd-repeats and --new-tokens must be >= 1, --warmup >= 0")
+    if min(args.repeats, args.fwd_repeats, args.memory_repeats, args.new_tokens) < 1 or args.warmup < 0:
+        parser.error("--repeats, --fwd-repeats, --memory-repeats and --new-tokens must be >= 1, --warmup >= 0")
     if not args.images or min(args.images) < 1:
         parser.error("--images needs positive image counts")
     args.images = sorted(set(args.images))
