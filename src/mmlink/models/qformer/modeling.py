@@ -196,16 +196,17 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         ctx_feats, has_context = self.sam.context_features(image_embeds, image_to_sample)  # (n, P, Dv), (n,)
         gate = has_context.to(hidden.dtype)[:, None, None]  # (n, 1, 1): no context → no guidance
         l0, k0 = self.config.guide_layer - 1, self.config.context_layer - 1  # 0-indexed l, k
+        if mode == "linear":  # +LIN: one linear layer on the averaged contextual features, added at layer k
+            context = gate * self.sam.linear_context(ctx_feats.mean(dim=1))[:, None]  # (n, 1, Dq), broadcast over S
+            for i, layer in enumerate(layers):
+                hidden = layer(hidden + context if i == k0 else hidden, attn, image_embeds, query_length=q)
+            return hidden
+
         n = hidden.shape[0]
         both_attn = None if attn is None else torch.cat([attn, attn])  # (2n, 1, S, S)
         both_embeds = torch.cat([image_embeds, ctx_feats])  # (2n, P, Dv)
         w = hidden  # the W-former starts from the same embedding output
         for i, layer in enumerate(layers):
-            if mode == "linear":
-                if i == k0:  # +LIN: contextual semantics from one linear layer, broadcast over the sequence
-                    hidden = hidden + gate * self.sam.linear_context(ctx_feats.mean(dim=1))[:, None]  # (n, S, Dq)
-                hidden = layer(hidden, attn, image_embeds, query_length=q)
-                continue
             if i == l0:  # Eq. 1 + 5: w^l += Linear(h_i), h_i = q^l
                 w = w + self.sam.guide_proj(hidden)
             if i < k0:  # before layer k the streams are independent: one batched call for both
