@@ -21,9 +21,12 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	@echo "mini (untrained Q-Former: the answer shows the pipeline runs, not what it will know) answering about 2 images:"
-	$(BIN)/mmlink generate --model mini --max-new-tokens 40 --image examples/images/red_ball_beach.png \
-		--image examples/images/red_ball_forest.png \
+	@echo "== the embedded world: 6 held-out storytelling samples (scene graphs -> images + stories) =="
+	$(BIN)/mmlink synth storytelling --out runs/demo/storytelling --n 6 --split test --seed 0 --preview --no-progress
+	@echo "   look at runs/demo/storytelling/preview.png"
+	@echo "== mini answering about 2 images (its Q-Former is untrained: this shows the pipeline runs, not what it will know) =="
+	$(BIN)/mmlink generate --model mini --max-new-tokens 40 \
+		--image examples/images/red_ball_beach.png --image examples/images/red_ball_forest.png \
 		--prompt "Image 1: <image>\nImage 2: <image>\nWhat do the two images have in common?"
 
 test: $(STAMP)
