@@ -213,6 +213,86 @@ class MmlinkQFormerProcessor:
         side = padding_side or ("right" if targets is not None else "left")
         return self._collate(encoded, side, with_labels=targets is not None)
 
+    # ------------------------------------------------------------------ conversations (training)
+
+    def encode_conversation(
+        self,
+        conversations: Sequence[Sequence[dict]],
+        images: Sequence[Sequence[ImageLike]],
+        *,
+        padding_side: Literal["left", "right"] = "right",
+    ) -> BatchFeature:
+        """Encode a batch of LLaVA-style conversations (``[{"from": "human"|"gpt", "value": str}, ...]``).
+
+        Turns are concatenated without a chat template (InstructBLIP layout): each human turn's text (its
+        ``<image>`` placeholders become the images' query tokens, in order), each gpt turn's text + EOS.
+        ``labels`` supervise **every** gpt turn (+ its EOS) — never truncated — and are -100 on human turns, image
+        tokens and padding. A conversation ending with a human turn is a generation prompt (no labels are added
+        when no conversation has a gpt turn). For one human + one gpt turn the ids equal
+        ``self(prompt, images, targets=answer)``. Encoder-decoder LLMs: the last gpt turn is the target, every
+        earlier turn is prompt.
+        """
+        if not conversations:
+            raise ValueError("no conversations given")
+        if len(images) != len(conversations):
+            raise ValueError(f"got {len(conversations)} conversations but {len(images)} image lists")
+        encoded = [self._encode_turns(list(c), list(imgs), i) for i, (c, imgs) in enumerate(zip(conversations, images))]
+        with_labels = any(c and c[-1].get("from") == "gpt" for c in conversations)
+        return self._collate(encoded, padding_side, with_labels=with_labels)
+
+    def _encode_turns(self, turns: list[dict], imgs: list, index: int) -> _Encoded:
+        where = f"conversation {index}"
+        if not turns or turns[0].get("from") != "human":
+            raise ValueError(f"{where}: must start with a human turn")
+        if not imgs:
+            raise ValueError(f"{where}: no image given; the model needs at least one image per sample")
+        if len(imgs) > self.max_images:
+            raise ValueError(f"{where}: {len(imgs)} images exceed max_images={self.max_images}")
+        n_placeholders = sum(t["value"].count(IMAGE_PLACEHOLDER) for t in turns if t.get("from") == "human")
+        if n_placeholders not in (0, len(imgs)):
+            raise ValueError(f"{where}: {n_placeholders} {IMAGE_PLACEHOLDER} placeholder(s) but {len(imgs)} image(s)")
+        try:
+            loaded = load_images(imgs)
+        except (ValueError, FileNotFoundError) as err:
+            raise type(err)(f"{where}: {err}") from None
+        image_run = [self.image_token_index] * self.num_query_tokens
+        eos = [] if self.tokenizer.eos_token_id is None else [self.tokenizer.eos_token_id]
+        if self.is_encoder_decoder and turns[-1].get("from") == "gpt":
+            prompt_turns, answer = turns[:-1], turns[-1]["value"]
+        else:
+            prompt_turns, answer = turns, None
+        ids: list[int] = []
+        labels: list[int] = []
+        if n_placeholders == 0:  # InstructBLIP layout: the images first, then the specials and the text
+            ids += image_run * len(imgs)
+            ids += self._prefix
+        else:
+            ids += self._prefix
+        labels += [-100] * len(ids)
+        instruction = []
+        for t, turn in enumerate(prompt_turns):
+            role, value = turn.get("from"), turn.get("value")
+            if role not in ("human", "gpt") or not isinstance(value, str):
+                raise ValueError(f"{where}: turn {t} must be {{'from': 'human'|'gpt', 'value': str}}")
+            if role == "gpt":
+                piece = self.tokenizer(value, add_special_tokens=False)["input_ids"] + eos
+                ids += piece
+                labels += piece
+                continue
+            pieces = value.split(IMAGE_PLACEHOLDER)
+            instruction += [p.strip() for p in pieces if p.strip()]
+            for j, piece in enumerate(pieces):
+                if piece:
+                    tok = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+                    ids += tok
+                    labels += [-100] * len(tok)
+                if j < len(pieces) - 1:
+                    ids += image_run
+                    labels += [-100] * len(image_run)
+        if answer is not None:  # encoder-decoder: labels hold the answer alone
+            labels = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
+        return _Encoded(ids, labels, loaded, " ".join(instruction))
+
     def _collate(self, encoded: list[_Encoded], side: str, with_labels: bool) -> BatchFeature:
         width = max(len(e.input_ids) for e in encoded)
 
