@@ -34,43 +34,36 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the presets are offline; never let a benchmark touch the network
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# benchlib sits next to this script (on sys.path when it runs); it sets the environment before torch is imported.
+import benchlib
+import torch
+from benchlib import VARIANTS, OtherCpuLoad, fmt_mem, fmt_time, make_images, time_interleaved
 
-import torch  # noqa: E402  (after the environment above, which transformers reads on import)
-from PIL import Image  # noqa: E402
-
-VARIANTS = {"base": "none", "SAM": "bsg_adaptive"}  # label -> sam_mode
 STAGES = ("img features", "prefill", "generate")
-BUSY_PCT = 10.0  # flag a timing row when other processes used more than this share of the CPUs
 # Table 4 of the SAM paper: InstructBLIP-Vicuna-7B vs SAM, 20-token answer, on GPU; the image count is not stated.
 PAPER = {
     "time_s": {"base": 4.9, "SAM": 5.1, "overhead_pct": 4.1},
     "memory_gb": {"base": 17.12, "SAM": 17.13, "overhead_pct": 0.06},
 }
 CHILD_MARKER = "SAM_OVERHEAD_RESULT "  # prefixes the memory child's JSON line on stdout
+# The --help text (argparse re-flows it).
+DESCRIPTION = """\
+Measure SAM's inference overhead (the SAM paper's Table 4) on this machine: base model (sam_mode=none) vs full SAM
+(sam_mode=bsg_adaptive), side by side in one run. For each model preset and image count (all images in one sample,
+identical deterministic inputs) it times image features (vision tower + Q-Former, where SAM's W-former runs), one
+prefill forward pass and greedy generation of exactly --new-tokens tokens, with interleaved repeats after warm-up,
+and reports medians and SAM's overhead in %. Memory: for each (model, variant, image count) a fresh subprocess
+reports the whole process's memory after loading and its peak during generation (CPU: resident set size, weights
+included; CUDA: torch.cuda.max_memory_allocated).
+"""
 
 
 # --------------------------------------------------------------------------- inputs and models
-
-
-def make_images(n: int, size: int = 224, seed: int = 0) -> list[Image.Image]:
-    """``n`` deterministic random-noise RGB images (the same for every variant and every process)."""
-    gen = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (n, size, size, 3), generator=gen, dtype=torch.uint8)
-    return [Image.fromarray(p.numpy(), "RGB") for p in pixels]
 
 
 def make_batch(processor, n_images: int, device: str) -> dict[str, torch.Tensor]:
@@ -118,70 +111,6 @@ def stage_functions(model, batch, new_tokens: int, pad_token_id: int) -> dict[st
 # --------------------------------------------------------------------------- timing
 
 
-class OtherCpuLoad:
-    """Share of the machine's CPU capacity used by *other* processes (and the hypervisor) during a block.
-
-    Timings on a shared machine are only as good as the machine is quiet; with all cores busy, torch's threads
-    wait for each other and a call can take several times longer. Linux only (``/proc/stat``); None elsewhere.
-    """
-
-    def __enter__(self):
-        self.pct = None
-        self._start = self._snapshot()
-        return self
-
-    def __exit__(self, *exc):
-        end = self._snapshot()
-        if self._start is not None and end is not None:
-            wall = end[0] - self._start[0]
-            busy = end[1] - self._start[1]  # all processes + steal, in seconds
-            own = end[2] - self._start[2]
-            self.pct = max(0.0, 100.0 * (busy - own) / (wall * (os.cpu_count() or 1)))
-        return False
-
-    @staticmethod
-    def _snapshot():
-        try:
-            with open("/proc/stat") as f:
-                ticks = [int(x) for x in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = ticks
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], None]], warmup: int, repeats: int, device: str
-) -> dict[str, list[float]]:
-    """Seconds per call for each variant, measured in alternating order (A B, B A, A B, ...).
-
-    Interleaving spreads slow drifts of the machine (other load, CPU clocks) evenly over both variants, and
-    alternating who goes first cancels any advantage of running right after the other variant.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order = list(fns)
-    gc.collect()
-    for _ in range(repeats):
-        for name in order:
-            synchronize(device)
-            start = time.perf_counter()
-            fns[name]()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-        order.reverse()
-    return times
-
-
 @dataclass
 class TimeResult:
     model: str
@@ -203,10 +132,7 @@ class TimeResult:
     def paired_overhead_iqr(self) -> tuple[float, float]:
         """Quartiles of the per-repeat overhead (each SAM call vs the base call next to it): the noise band."""
         pcts = [100.0 * (s / b - 1) for b, s in zip(self.samples_s["base"], self.samples_s["SAM"])]
-        if len(pcts) < 2:
-            return pcts[0], pcts[0]
-        q1, _, q3 = statistics.quantiles(pcts, n=4)
-        return q1, q3
+        return benchlib.quartiles(pcts)
 
 
 def run_timings(args, device: str, log) -> list[TimeResult]:
@@ -246,64 +172,6 @@ def run_timings(args, device: str, log) -> list[TimeResult]:
 
 # --------------------------------------------------------------------------- memory (runs in a fresh subprocess)
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def current_rss() -> int:
-    """Resident set size of this process in bytes (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-def _vm_hwm() -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
-
-
-class PeakRSS:
-    """Peak RSS of the whole process inside a ``with`` block.
-
-    Preferred: reset the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) on entry and read
-    ``VmHWM`` on exit — exact, no spike can be missed. Fallback: a thread sampling ``statm`` every millisecond.
-    """
-
-    def __init__(self, interval_s: float = 0.001):
-        self.interval_s = interval_s
-        self.peak = 0
-        self.method = ""
-
-    def __enter__(self):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            if _vm_hwm() > current_rss() + (64 << 20):  # reset did not take effect
-                raise OSError("VmHWM was not reset")
-            self.method = "kernel VmHWM (reset after load)"
-            return self
-        except OSError:
-            pass
-        self.method = f"sampling thread ({self.interval_s * 1000:g} ms)"
-        self._stop = threading.Event()
-        self.peak = current_rss()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, current_rss())
-                time.sleep(self.interval_s)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.method.startswith("kernel"):
-            self.peak = _vm_hwm()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, current_rss())
-        return False
-
 
 def memory_child(spec: dict) -> None:
     """Body of the memory subprocess: load one variant, generate once, print RSS after load and peak."""
@@ -312,25 +180,16 @@ def memory_child(spec: dict) -> None:
     model, processor = load_variant(spec["model"], spec["variant"], device)
     batch = make_batch(processor, spec["images"], device)
     generate = stage_functions(model, batch, spec["new_tokens"], processor.pad_token_id)["generate"]
-    gc.collect()
-    if device.startswith("cuda"):
-        synchronize(device)
-        after_load, method = torch.cuda.memory_allocated(), "torch.cuda.max_memory_allocated"
-        torch.cuda.reset_peak_memory_stats()
+
+    def work():
         with torch.inference_mode():
             generate()
-        synchronize(device)
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        after_load = current_rss()
-        with PeakRSS() as meter, torch.inference_mode():
-            generate()
-        peak, method = meter.peak, meter.method
-    print(CHILD_MARKER + json.dumps({**spec, "after_load_bytes": after_load, "peak_bytes": peak, "method": method}))
+
+    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_memory(device, work))
 
 
 @dataclass
-class MemoryResult:
+class MemoryResult(benchlib.MemoryStats):
     """Bytes per fresh process, one list entry per ``--memory-repeats``; the report uses medians."""
 
     model: str
@@ -339,27 +198,8 @@ class MemoryResult:
     peak: dict[str, list[int]]  # variant -> peak during generate
     method: str
 
-    def median(self, which: str, variant: str) -> float:
-        return statistics.median(getattr(self, which)[variant])
 
-    def peak_spread(self) -> float:
-        """Largest max-min of the peak among identical processes (0 with one process per variant)."""
-        return max(max(v) - min(v) for v in self.peak.values())
-
-
-def _memory_subprocess(spec: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--memory-child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(CHILD_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"memory subprocess failed ({spec}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(CHILD_MARKER) :])
-
-
-def run_memory(args, device: str, threads: int, log) -> list[MemoryResult]:
+def run_memory(args, device: str, log) -> list[MemoryResult]:
     results = []
     for model_name in args.models:
         for n_images in args.images:
@@ -372,10 +212,10 @@ def run_memory(args, device: str, threads: int, log) -> list[MemoryResult]:
                         variant=variant,
                         images=n_images,
                         new_tokens=args.new_tokens,
-                        threads=threads,
+                        threads=torch.get_num_threads(),
                         device=device,
                     )
-                    measured = _memory_subprocess(spec)
+                    measured = benchlib.memory_subprocess(__file__, CHILD_MARKER, spec)
                     result.after_load[variant].append(measured["after_load_bytes"])
                     result.peak[variant].append(measured["peak_bytes"])
                     result.method = measured["method"]
@@ -386,49 +226,14 @@ def run_memory(args, device: str, threads: int, log) -> list[MemoryResult]:
 # --------------------------------------------------------------------------- report
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            match = re.search(r"model name\s*:\s*(.+)", f.read())
-        if match:
-            return match.group(1).strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: str) -> dict:
-    info = {
-        "device": device,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
-def fmt_time(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"
-
-
-def fmt_mem(nbytes: int) -> str:
-    return f"{nbytes / 2**20:.1f} MiB"
-
-
 def fmt_pct(pct: float, digits: int = 1) -> str:
     return f"{pct:+.{digits}f}%"
 
 
 def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryResult]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    # Piped output (a log file, CI) would otherwise be wrapped at 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = benchlib.console(width=120)
     mem = "GPU mem" if machine["device"].startswith("cuda") else "RSS"
     table = Table(title=f"SAM (bsg_adaptive) vs base (sam_mode=none), {args.new_tokens}-token answer")
     for name in ("model", "images", "stage", "base", "SAM", "SAM extra", "overhead %", "noise"):
@@ -440,7 +245,7 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
                 if (t.model, t.images) == (model_name, n_images):
                     stage = f"generate {args.new_tokens} tok" if t.stage == "generate" else t.stage
                     q1, q3 = t.paired_overhead_iqr()
-                    busy = t.others_cpu_pct is not None and t.others_cpu_pct > BUSY_PCT
+                    busy = benchlib.is_busy(t.others_cpu_pct)
                     table.add_row(
                         t.model,
                         str(t.images),
@@ -500,10 +305,8 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
             scaling.add_row(model_name, stage, *cells)
     console.print(scaling)
 
-    gpu = f", GPU {machine['gpu']}" if "gpu" in machine else ""
     notes = [
-        f"machine: {machine['cpu']} ({machine['cpu_count']} logical CPUs){gpu}; device {machine['device']}; "
-        f"torch {machine['torch']} with {machine['torch_threads']} threads; python {machine['python']}",
+        benchlib.machine_note(machine),
         f"timing: medians of {args.repeats} (generate) / {args.fwd_repeats} (img features, prefill) interleaved "
         f"repeats after {args.warmup} warm-up call(s) per variant; noise: quartiles of the per-repeat overhead "
         "(each SAM call vs the base call next to it)",
@@ -519,61 +322,24 @@ def print_report(args, machine, timings: list[TimeResult], memory: list[MemoryRe
         "extra Q-Former work is a smaller share there; the 'img features' rows show SAM's cost itself."
     )
     console.print("\n".join(notes), highlight=False)
-    busy_rows = [t for t in timings if t.others_cpu_pct is not None and t.others_cpu_pct > BUSY_PCT]
-    if busy_rows:
-        worst = max(t.others_cpu_pct for t in busy_rows)
-        console.print(
-            f"[bold]* {len(busy_rows)} timing row(s) ran while other processes used more than {BUSY_PCT:g}% of the "
-            f"CPUs (up to {worst:.0f}%): those numbers are noisy; re-run on a quiet machine.[/bold]"
-        )
+    busy = [t.others_cpu_pct for t in timings if benchlib.is_busy(t.others_cpu_pct)]
+    benchlib.print_busy_warning(console, busy, "timing row(s)")
 
 
 # --------------------------------------------------------------------------- CLI
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def _str_list(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
-            "Measure SAM's inference overhead (the SAM paper's Table 4) on this machine: base model "
-            "(sam_mode=none) vs full SAM (sam_mode=bsg_adaptive), side by side in one run. For each model preset "
-            "and image count (all images in one sample, identical deterministic inputs) it times image features "
-            "(vision tower + Q-Former, where SAM's W-former runs), one prefill forward pass and greedy generation "
-            "of exactly --new-tokens tokens, with interleaved repeats after warm-up, and reports medians and "
-            "SAM's overhead in %. Memory: for each (model, variant, image count) a fresh subprocess reports the "
-            "whole process's memory after loading and its peak during generation (CPU: resident set size, "
-            "weights included; CUDA: torch.cuda.max_memory_allocated)."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--models", type=_str_list, default="tiny,mini", help="model presets, comma-separated")
-    parser.add_argument("--images", type=_int_list, default="2,4", help="images per sample, comma-separated")
+    parser = benchlib.arg_parser(DESCRIPTION)
+    parser.add_argument("--images", type=benchlib.int_list, default="2,4", help="images per sample, comma-separated")
     parser.add_argument("--new-tokens", type=int, default=20, help="tokens generated per answer (paper: 20)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats for generation")
     parser.add_argument(
         "--fwd-repeats", type=int, default=11, help="interleaved timing repeats for img features and prefill"
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per variant and stage first")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on"
-    )
-    parser.add_argument(
-        "--memory-repeats",
-        type=int,
-        default=1,
-        help="fresh processes per variant and row for memory (median; >1 also shows the peak's noise)",
-    )
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--out", default=None, help="also write all results (raw timings included) as JSON here")
-    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory run
+    benchlib.add_run_args(parser)
+    benchlib.add_memory_args(parser, "per variant and row")
     args = parser.parse_args(argv)
     if min(args.repeats, args.fwd_repeats, args.memory_repeats, args.new_tokens) < 1 or args.warmup < 0:
         parser.error("--repeats, --fwd-repeats, --memory-repeats and --new-tokens must be >= 1, --warmup >= 0")
@@ -585,39 +351,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the "Loading weights" bars would drown the report
-    if args.memory_child is not None:
-        memory_child(json.loads(args.memory_child))
-        return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-    started = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
-
+    log = benchlib.start(args, memory_child)  # a --memory-child process ends in here
     timings = run_timings(args, args.device, log)
-    memory = [] if args.no_memory else run_memory(args, args.device, threads, log)
-    machine = machine_info(args.device)
+    memory = [] if args.no_memory else run_memory(args, args.device, log)
+    machine = benchlib.machine_info(args.device)
     log("done")
     print_report(args, machine, timings, memory)
 
     if args.out:
-        report = {
-            "machine": machine,
-            "settings": {k: v for k, v in vars(args).items() if k not in ("memory_child", "out")},
+        results = {
             "paper_table4": PAPER,
             "timings": [
                 {**asdict(t), "extra_s": t.extra_s, "overhead_pct": t.overhead_pct} for t in timings
             ],
-            "memory": [asdict(m) for m in memory],
         }
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"results written to {args.out}")
+        benchlib.write_report(args, machine, results, memory)
     return 0
 
 

@@ -32,28 +32,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
-import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the presets are offline; never let a benchmark touch the network
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# benchlib sits next to this script (on sys.path when it runs); it sets the environment before torch is imported.
+import benchlib
+import torch
+from benchlib import (
+    VARIANTS,
+    OtherCpuLoad,
+    fmt_mem,
+    fmt_time,
+    is_busy,
+    make_images,
+    synchronize,
+    time_interleaved,
+)
 
-import torch  # noqa: E402  (after the environment above, which transformers reads on import)
-from PIL import Image  # noqa: E402
-
-VARIANTS = {"base": "none", "SAM": "bsg_adaptive"}  # label -> sam_mode
 TRAINABLE = ("sam.", "language_projection.")  # SAM's recipe: the new linears + the projection
-BUSY_PCT = 10.0  # flag a timing row when other processes used more than this share of the CPUs
 CHILD_MARKER = "TRAIN_THROUGHPUT_RESULT "  # prefixes the memory child's JSON line on stdout
+# The --help text (argparse re-flows it).
+DESCRIPTION = """\
+Measure the training throughput of SAM's recipe on this machine: one full training step (forward with labels +
+backward + AdamW step; only SAM's linears and the language projection train, the vision tower, Q-Former and LLM are
+frozen) for the base model (sam_mode=none: only the projection trains) vs full SAM (sam_mode=bsg_adaptive), side by
+side in one run with interleaved repeats on identical deterministic batches. Reports median step time, samples/s and
+the SAM/base ratio; the peak memory of training from a fresh subprocess per variant (CPU: whole-process RSS
+high-water mark, reset after loading; CUDA: max_memory_allocated) and its ratio; and the FLOPs of a step
+(FlopCounterMode, forward + backward), the achieved FLOP/s and its fraction of this machine's measured bf16 and fp32
+torch.matmul peak (MFU).
+"""
 WORDS = (
     "the red cube sits left of a small blue sphere while two green cylinders stand behind them near the "
     "wall and a yellow cone lies on its side under the wooden table in the corner of the bright room"
@@ -61,13 +72,6 @@ WORDS = (
 
 
 # --------------------------------------------------------------------------- inputs and models
-
-
-def make_images(n: int, size: int = 224, seed: int = 0) -> list[Image.Image]:
-    """``n`` deterministic random-noise RGB images (the same for every variant and every process)."""
-    gen = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (n, size, size, 3), generator=gen, dtype=torch.uint8)
-    return [Image.fromarray(p.numpy(), "RGB") for p in pixels]
 
 
 def make_batch(processor, batch_size: int, n_images: int, target_words: int, device: str) -> dict[str, torch.Tensor]:
@@ -140,67 +144,6 @@ def _settings(args) -> dict:
 # --------------------------------------------------------------------------- timing
 
 
-class OtherCpuLoad:
-    """Share of the machine's CPU capacity used by *other* processes (and the hypervisor) during a block.
-
-    With all cores busy, torch's threads wait for each other and a step can take several times longer.
-    Linux only (``/proc/stat``); None elsewhere.
-    """
-
-    def __enter__(self):
-        self.pct = None
-        self._start = self._snapshot()
-        return self
-
-    def __exit__(self, *exc):
-        end = self._snapshot()
-        if self._start is not None and end is not None:
-            wall = end[0] - self._start[0]
-            busy = end[1] - self._start[1]  # all processes + steal, in seconds
-            own = end[2] - self._start[2]
-            self.pct = max(0.0, 100.0 * (busy - own) / (wall * (os.cpu_count() or 1)))
-        return False
-
-    @staticmethod
-    def _snapshot():
-        try:
-            with open("/proc/stat") as f:
-                ticks = [int(x) for x in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = ticks
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int, device: str
-) -> dict[str, list[float]]:
-    """Seconds per call for each variant, measured in alternating order (A B, B A, A B, ...)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order = list(fns)
-    gc.collect()
-    for _ in range(repeats):
-        for name in order:
-            synchronize(device)
-            start = time.perf_counter()
-            fns[name]()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-        order.reverse()
-    return times
-
-
 def _cpu_flash_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
     from torch.utils.flop_counter import sdpa_flop_count
 
@@ -248,11 +191,7 @@ class StepResult:
 
     def paired_ratio_iqr(self) -> tuple[float, float]:
         """Quartiles of the per-repeat throughput ratio SAM/base (each SAM step vs the base step next to it)."""
-        ratios = [b / s for b, s in zip(self.samples_s["base"], self.samples_s["SAM"])]
-        if len(ratios) < 2:
-            return ratios[0], ratios[0]
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
-        return q1, q3
+        return benchlib.quartiles([b / s for b, s in zip(self.samples_s["base"], self.samples_s["SAM"])])
 
 
 def run_steps(args, log) -> list[StepResult]:
@@ -320,90 +259,22 @@ def measure_peak(dtype: torch.dtype, sizes: list[int], repeats: int, device: str
 
 # --------------------------------------------------------------------------- memory (runs in a fresh subprocess)
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def current_rss() -> int:
-    """Resident set size of this process in bytes (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-def _vm_hwm() -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
-
-
-class PeakRSS:
-    """Peak RSS of the whole process inside a ``with`` block.
-
-    Preferred: reset the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) on entry and read
-    ``VmHWM`` on exit — exact, no spike can be missed. Fallback: a thread sampling ``statm`` every millisecond.
-    """
-
-    def __init__(self, interval_s: float = 0.001):
-        self.interval_s = interval_s
-        self.peak = 0
-        self.method = ""
-
-    def __enter__(self):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            if _vm_hwm() > current_rss() + (64 << 20):  # reset did not take effect
-                raise OSError("VmHWM was not reset")
-            self.method = "kernel VmHWM (reset after load)"
-            return self
-        except OSError:
-            pass
-        self.method = f"sampling thread ({self.interval_s * 1000:g} ms)"
-        self._stop = threading.Event()
-        self.peak = current_rss()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, current_rss())
-                time.sleep(self.interval_s)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.method.startswith("kernel"):
-            self.peak = _vm_hwm()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, current_rss())
-        return False
-
 
 def memory_child(spec: dict) -> None:
     """Body of the memory subprocess: load one variant, train ``steps`` steps, print RSS after load and peak."""
     torch.set_num_threads(spec["threads"])
     device = spec["device"]
     trainer = build_trainer(spec["model"], spec["variant"], spec)
-    gc.collect()
-    if device.startswith("cuda"):
-        synchronize(device)
-        after_load, method = torch.cuda.memory_allocated(), "torch.cuda.max_memory_allocated"
-        torch.cuda.reset_peak_memory_stats()
+
+    def work():
         for _ in range(spec["steps"]):
             trainer.step()
-        synchronize(device)
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        after_load = current_rss()
-        with PeakRSS() as meter:
-            for _ in range(spec["steps"]):
-                trainer.step()
-        peak, method = meter.peak, meter.method
-    print(CHILD_MARKER + json.dumps({**spec, "after_load_bytes": after_load, "peak_bytes": peak, "method": method}))
+
+    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_memory(device, work))
 
 
 @dataclass
-class MemoryResult:
+class MemoryResult(benchlib.MemoryStats):
     """Bytes per fresh process, one list entry per ``--memory-repeats``; the report uses medians."""
 
     model: str
@@ -411,34 +282,16 @@ class MemoryResult:
     peak: dict[str, list[int]]
     method: str
 
-    def median(self, which: str, variant: str) -> float:
-        return statistics.median(getattr(self, which)[variant])
 
-    def peak_spread(self) -> float:
-        return max(max(v) - min(v) for v in self.peak.values())
-
-
-def _memory_subprocess(spec: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--memory-child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(CHILD_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"memory subprocess failed ({spec}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(CHILD_MARKER) :])
-
-
-def run_memory(args, threads: int, log) -> list[MemoryResult]:
+def run_memory(args, log) -> list[MemoryResult]:
     results = []
     for model_name in args.models:
         result = MemoryResult(model_name, {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}, "")
         for repeat in range(args.memory_repeats):
             for variant in VARIANTS:
                 log(f"memory {model_name}, {variant} (fresh process {repeat + 1}, {args.memory_steps} steps)")
-                spec = dict(model=model_name, variant=variant, threads=threads, steps=args.memory_steps)
-                measured = _memory_subprocess({**spec, **_settings(args)})
+                spec = dict(model=model_name, variant=variant, threads=torch.get_num_threads(), steps=args.memory_steps)
+                measured = benchlib.memory_subprocess(__file__, CHILD_MARKER, {**spec, **_settings(args)})
                 result.after_load[variant].append(measured["after_load_bytes"])
                 result.peak[variant].append(measured["peak_bytes"])
                 result.method = measured["method"]
@@ -447,39 +300,6 @@ def run_memory(args, threads: int, log) -> list[MemoryResult]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            match = re.search(r"model name\s*:\s*(.+)", f.read())
-        if match:
-            return match.group(1).strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: str) -> dict:
-    info = {
-        "device": device,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
-def fmt_time(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"
-
-
-def fmt_mem(nbytes: float) -> str:
-    return f"{nbytes / 2**20:.1f} MiB"
 
 
 def fmt_params(n: int) -> str:
@@ -491,15 +311,10 @@ def fmt_gflop(flops: float) -> str:
     return f"{g:.2f}" if g >= 0.1 else f"{g:.4f}"
 
 
-def _busy(pct: float | None) -> bool:
-    return pct is not None and pct > BUSY_PCT
-
-
 def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResult], peaks: dict[str, Peak]):
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console() if sys.stdout.isatty() else Console(width=130)
+    console = benchlib.console(width=130)
     mem = "GPU mem" if machine["device"].startswith("cuda") else "RSS"
     precision = "bf16 autocast" if args.dtype == "bf16" else "fp32"
     table = Table(
@@ -513,7 +328,7 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
     by_model = {m.model: m for m in memory}
     for r in steps:
         q1, q3 = r.paired_ratio_iqr()
-        flag = " *" if _busy(r.others_cpu_pct) else ""
+        flag = " *" if is_busy(r.others_cpu_pct) else ""
         (bt, btot), (st, stot) = r.params["base"], r.params["SAM"]
         table.add_row(r.model, "trainable params", fmt_params(bt), fmt_params(st), f"{st / bt:.2f}×", "")
         table.add_row(r.model, "total params", fmt_params(btot), fmt_params(stot), f"{stot / btot:.4f}×", "")
@@ -551,7 +366,7 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
     ):
         util.add_column(name, justify="left" if name in ("model", "variant") else "right")
     for r in steps:
-        flag = " *" if _busy(r.others_cpu_pct) else ""
+        flag = " *" if is_busy(r.others_cpu_pct) else ""
         for variant in VARIANTS:
             flops, t = r.flops[variant], r.median(variant)
             achieved = flops / t
@@ -579,15 +394,13 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
         util.add_section()
     console.print(util)
 
-    gpu = f", GPU {machine['gpu']}" if "gpu" in machine else ""
     peak_rows = "; ".join(
         f"{p.dtype}: " + ", ".join(f"n={n} {v / 1e9:.1f}" for n, v in p.by_size.items()) + " GFLOP/s"
-        + (" *" if _busy(p.others_cpu_pct) else "")
+        + (" *" if is_busy(p.others_cpu_pct) else "")
         for p in (bf16, fp32)
     )
     notes = [
-        f"machine: {machine['cpu']} ({machine['cpu_count']} logical CPUs){gpu}; device {machine['device']}; "
-        f"torch {machine['torch']} with {machine['torch_threads']} threads; python {machine['python']}",
+        benchlib.machine_note(machine),
         f"timing: medians of {args.steps} interleaved training steps per variant after {args.warmup} warm-up "
         "step(s); noise: quartiles of the per-repeat samples/s ratio (each SAM step vs the base step next to it)",
         f"peak: best of {args.peak_repeats} torch.matmul calls per size ({peak_rows})",
@@ -603,42 +416,16 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
     losses = ", ".join(f"{r.model} {r.loss['base']:.3f}/{r.loss['SAM']:.3f}" for r in steps)
     notes.append(f"last loss base/SAM (sanity): {losses}")
     console.print("\n".join(notes), highlight=False)
-    busy = [r.others_cpu_pct for r in steps if _busy(r.others_cpu_pct)]
-    busy += [p.others_cpu_pct for p in peaks.values() if _busy(p.others_cpu_pct)]
-    if busy:
-        console.print(
-            f"[bold]* {len(busy)} measurement(s) ran while other processes used more than {BUSY_PCT:g}% of the CPUs "
-            f"(up to {max(busy):.0f}%): those numbers are noisy; re-run on a quiet machine.[/bold]"
-        )
+    busy = [r.others_cpu_pct for r in steps if is_busy(r.others_cpu_pct)]
+    busy += [p.others_cpu_pct for p in peaks.values() if is_busy(p.others_cpu_pct)]
+    benchlib.print_busy_warning(console, busy, "measurement(s)")
 
 
 # --------------------------------------------------------------------------- CLI
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def _str_list(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
-            "Measure the training throughput of SAM's recipe on this machine: one full training step (forward with "
-            "labels + backward + AdamW step; only SAM's linears and the language projection train, the vision "
-            "tower, Q-Former and LLM are frozen) for the base model (sam_mode=none: only the projection trains) "
-            "vs full SAM (sam_mode=bsg_adaptive), side by side in one run with interleaved repeats on identical "
-            "deterministic batches. Reports median step time, samples/s and the SAM/base ratio; the peak memory "
-            "of training from a fresh subprocess per variant (CPU: whole-process RSS high-water mark, reset after "
-            "loading; CUDA: max_memory_allocated) and its ratio; and the FLOPs of a step (FlopCounterMode, "
-            "forward + backward), the achieved FLOP/s and its fraction of this machine's measured bf16 and fp32 "
-            "torch.matmul peak (MFU)."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--models", type=_str_list, default="tiny,mini", help="model presets, comma-separated")
+    parser = benchlib.arg_parser(DESCRIPTION)
     parser.add_argument("--batch-size", type=int, default=4, help="samples per training step")
     parser.add_argument("--images", type=int, default=2, help="images per sample")
     parser.add_argument("--target-words", type=int, default=20, help="words in each sample's answer (the labels)")
@@ -649,21 +436,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="bf16: torch.autocast(bfloat16) around the forward (fp32 weights); fp32: no autocast",
     )
     parser.add_argument(
-        "--peak-sizes", type=_int_list, default="1024,2048,3072", help="square matmul sizes for the peak FLOP/s"
+        "--peak-sizes", type=benchlib.int_list, default="1024,2048,3072", help="square matmul sizes for the peak FLOP/s"
     )
     parser.add_argument("--peak-repeats", type=int, default=5, help="timed matmuls per size (the best counts)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on"
-    )
+    benchlib.add_run_args(parser)
     parser.add_argument("--memory-steps", type=int, default=2, help="training steps in each memory subprocess")
-    parser.add_argument(
-        "--memory-repeats", type=int, default=1,
-        help="fresh processes per variant for memory (median; >1 also shows the peak's noise)",
-    )
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--out", default=None, help="also write all results (raw timings included) as JSON here")
-    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory run
+    benchlib.add_memory_args(parser, "per variant")
     args = parser.parse_args(argv)
     if min(args.batch_size, args.images, args.target_words, args.steps, args.peak_repeats) < 1:
         parser.error("--batch-size, --images, --target-words, --steps and --peak-repeats must be >= 1")
@@ -676,35 +454,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the "Loading weights" bars would drown the report
-    if args.memory_child is not None:
-        memory_child(json.loads(args.memory_child))
-        return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-    started = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
-
+    log = benchlib.start(args, memory_child)  # a --memory-child process ends in here
     log(f"matmul peak: sizes {args.peak_sizes}, bf16 and fp32")
     peaks = {
         "bf16": measure_peak(torch.bfloat16, args.peak_sizes, args.peak_repeats, args.device),
         "fp32": measure_peak(torch.float32, args.peak_sizes, args.peak_repeats, args.device),
     }
     steps = run_steps(args, log)
-    memory = [] if args.no_memory else run_memory(args, threads, log)
-    machine = machine_info(args.device)
+    memory = [] if args.no_memory else run_memory(args, log)
+    machine = benchlib.machine_info(args.device)
     log("done")
     print_report(args, machine, steps, memory, peaks)
 
     if args.out:
-        report = {
-            "machine": machine,
-            "settings": {k: v for k, v in vars(args).items() if k not in ("memory_child", "out")},
+        results = {
             "peaks": {k: asdict(p) for k, p in peaks.items()},
             "steps": [
                 {
@@ -716,11 +479,8 @@ def main(argv=None) -> int:
                 }
                 for r in steps
             ],
-            "memory": [asdict(m) for m in memory],
         }
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"results written to {args.out}")
+        benchlib.write_report(args, machine, results, memory)
     return 0
 
 
