@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean train-mini
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,41 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sam_overhead.py
 	$(BIN)/python benchmarks/synth_throughput.py
+
+# The trained `mini` default (docs/mini_training_plan.md): synthesize the data into runs/mini/data/, then Stage 1
+# (alignment: query tokens + Q-Former + projection) and the four Stage-2 SAM ablations, each from Stage 1's final/.
+# Planned for <= 2 h on the 2-core CPU machine. Re-running skips finished stages and resumes interrupted ones.
+# MINI_TRAIN_ARGS adds `mmlink train` flags to every stage (e.g. "--max-steps 3 --save-every 3" for a smoke run).
+MINI := runs/mini
+MINI_DATA := $(MINI)/data
+MINI_SYNTH := $(BIN)/mmlink synth --workers 2 --no-progress --image-size 224
+MINI_TRAIN_ARGS ?=
+MINI_VARIANTS := base linear bsg_mean bsg_adaptive
+# $(call mini_train,CONFIG,OUT_DIR): skip when finished, --resume when it has a checkpoint, else start fresh
+mini_train = if [ -f $(2)/train_summary.json ]; then echo "== $(2): finished, skipped"; \
+	elif ls -d $(2)/checkpoints/step-* >/dev/null 2>&1; then $(BIN)/mmlink train --config $(1) --resume $(MINI_TRAIN_ARGS); \
+	else $(BIN)/mmlink train --config $(1) $(MINI_TRAIN_ARGS); fi
+
+train-mini: $(STAMP)
+	@echo "== data: Stage 1 mix (2800 train / 64 val), Stage 2 pairs (1280 train / 64 val) =="
+	$(MINI_SYNTH) caption        --out $(MINI_DATA)/caption_train        --n 1200 --split train --seed 0
+	$(MINI_SYNTH) group_caption  --out $(MINI_DATA)/group_caption_train  --n 500  --split train --seed 0
+	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/mmlink_pair_train    --n 600  --split train --seed 0
+	$(MINI_SYNTH) change_caption --out $(MINI_DATA)/change_caption_train --n 500  --split train --seed 0
+	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/pair_train           --n 1280 --split train --seed 1
+	for t in caption group_caption change_caption; do \
+		$(MINI_SYNTH) $$t --out $(MINI_DATA)/$${t}_val --n 16 --split val --seed 0 || exit 1; done
+	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/mmlink_pair_val      --n 64   --split val --seed 0
+	$(BIN)/python scripts/mix_datasets.py --out $(MINI_DATA)/stage1_train/data.jsonl \
+		$(MINI_DATA)/caption_train $(MINI_DATA)/group_caption_train $(MINI_DATA)/mmlink_pair_train \
+		$(MINI_DATA)/change_caption_train
+	$(BIN)/python scripts/mix_datasets.py --out $(MINI_DATA)/stage1_val/data.jsonl \
+		$(MINI_DATA)/caption_val $(MINI_DATA)/group_caption_val $(MINI_DATA)/mmlink_pair_val:16 \
+		$(MINI_DATA)/change_caption_val
+	@echo "== Stage 1: alignment =="
+	@$(call mini_train,configs/train/mini_stage1.yaml,$(MINI)/stage1)
+	@for v in $(MINI_VARIANTS); do echo "== Stage 2: $$v =="; \
+		$(call mini_train,configs/train/mini_stage2_$$v.yaml,$(MINI)/stage2_$$v) || exit 1; done
 
 clean:
 	rm -rf $(VENV)

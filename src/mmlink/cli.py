@@ -279,6 +279,63 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+SCORE_EPILOG = """
+files:
+  --pred  JSONL, one {"id": ..., "text": "..."} per line (other fields ignored; empty text allowed, scores 0)
+  --ref   JSONL, one {"id": ..., "refs": ["...", ...]} per line (at least one non-empty reference each)
+  Ids are compared as strings (1 and "1" are the same id); both files must have the same ids, each once.
+
+output:
+  one JSON object on stdout, scores x 100: {"BLEU-4": x, "ROUGE-L": y, "CIDEr": z, "n": n}
+  (only the keys of --metrics, plus n). BLEU is corpus-level; CIDEr is CIDEr-D whose IDF is computed over the
+  evaluated set, so score whole splits: sets under --min-cider-set items, or whose references are all the same,
+  are refused when cider is asked for.
+
+tokenization:
+  simple  SAM's script: lowercase, punctuation stripped, whitespace split (default)
+  ptb     pycocoevalcap's PTB tokenizer, as COCOEvalCap (needs java on PATH)
+
+examples:
+  mmlink score --pred pred.jsonl --ref ref.jsonl
+  mmlink score --pred pred.jsonl --ref ref.jsonl --tokenize ptb --metrics bleu4,cider"""
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="caption metrics (BLEU-4, ROUGE-L, CIDEr) of predictions against references, via pycocoevalcap",
+        description="Score predicted captions against references with pycocoevalcap's BLEU, ROUGE-L and CIDEr-D "
+        "scorers; prints one JSON object with the scores x 100.",
+        epilog=SCORE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--pred", required=True, metavar="FILE", help="predictions JSONL ({\"id\", \"text\"} lines)")
+    p.add_argument("--ref", required=True, metavar="FILE", help="references JSONL ({\"id\", \"refs\"} lines)")
+    p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
+                   help="simple (SAM's script, default) or ptb (PTB tokenizer, needs java)")
+    p.add_argument("--metrics", default="bleu4,rougeL,cider", metavar="LIST",
+                   help="comma-separated: bleu1, bleu2, bleu3, bleu4, rougeL, cider (default bleu4,rougeL,cider)")
+    p.add_argument("--min-cider-set", type=int, default=10, metavar="N",
+                   help="refuse CIDEr on fewer than N items (default 10; 0 turns the CIDEr checks off)")
+    p.set_defaults(func=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from mmlink.eval.metrics import score_files
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = score_files(args.pred, args.ref, tokenize=args.tokenize, metrics=args.metrics,
+                             min_cider_set=args.min_cider_set if args.min_cider_set > 0 else None)
+    for w in caught:
+        print(f"mmlink score: warning: {w.message}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmlink",
@@ -291,15 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_synth_check(sub)
     _add_train(sub)
+    _add_score(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
+    if args.command != "score":  # score must not import transformers (or torch)
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # weight-loading bars are noise for a one-shot command
+        hf_logging.disable_progress_bar()  # weight-loading bars are noise for a one-shot command
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

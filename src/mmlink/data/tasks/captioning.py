@@ -1,4 +1,5 @@
-"""Multi-image captioning tasks (SAM's evaluation formats): group captioning, storytelling, change captioning.
+"""Captioning tasks: multi-image (SAM's evaluation formats: group captioning, storytelling, change captioning) and
+the single-image `caption` (Stage-1 alignment data).
 
 Also the scene-editing machinery the pair tasks reuse: `apply_random_change` edits one object or one scene-level
 attribute of a scene graph and says, in words that are true by construction, what changed.
@@ -34,6 +35,7 @@ from mmlink.data.world.text import (
     ACCESSORY_NOUNS,
     HORIZONTAL_NOUNS,
     action_phrase,
+    caption,
     choose,
     context_noun,
     context_phrase,
@@ -46,6 +48,7 @@ from mmlink.data.world.text import (
     plural,
     refer,
     sentence,
+    short_caption,
     thing_noun,
     things_phrase,
     with_article,
@@ -555,7 +558,46 @@ def change_caption(rng: np.random.Generator, split: str) -> WorldSample:
     return WorldSample([before, after], conversation(human, target), {"changes": changes, "answer_parts": texts})
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# caption (single image; alignment data for Stage 1, like InstructBLIP's captioning instructions)
+# ---------------------------------------------------------------------------------------------------------------
+
+CAPTION_INSTRUCTIONS = (
+    "Describe the image.",
+    "What is in this picture?",
+    "Write a caption for the image.",
+    "Describe this picture in detail.",
+    "What does the image show?",
+    "Tell me what you see in this image.",
+    "Give a description of the scene.",
+)
+SHORT_CAPTION_INSTRUCTIONS = (
+    "Describe the image briefly.",
+    "Write a short caption for the image.",
+    "Describe this picture in one sentence.",
+)
+SHORT_CAPTION_RATE = 0.25
+
+
+@TASKS.register("caption")
+def caption_task(rng: np.random.Generator, split: str) -> WorldSample:
+    """One image of 0–2 characters and 1–3 things; target = its caption (context, every object with its attributes,
+    action and location), or at a quarter of the rate a one-sentence short caption."""
+    n_chars = int(rng.integers(0, 3))
+    scene = sample_scene(rng, fresh_identities(rng, split, n_chars))
+    short = rng.random() < SHORT_CAPTION_RATE
+    if short:
+        instruction = str(choose(rng, SHORT_CAPTION_INSTRUCTIONS))
+        text = short_caption(scene, rng)
+    else:
+        instruction = str(choose(rng, CAPTION_INSTRUCTIONS))
+        text = caption(scene, rng)
+    meta = {"style": "short" if short else "full", "context": scene.context,
+            "objects": [o.identity.key if isinstance(o, Character) else f"{o.color} {o.kind}" for o in scene.objects]}
+    return WorldSample([scene], conversation(image_prompt(1, instruction), text), meta)
+
+
 __all__ = [
-    "CHANGE_TYPES", "apply_random_change", "change_caption", "fresh_identities", "group_caption", "new_thing",
-    "replace_object", "storytelling", "thing_size",
+    "CHANGE_TYPES", "apply_random_change", "caption_task", "change_caption", "fresh_identities", "group_caption",
+    "new_thing", "replace_object", "storytelling", "thing_size",
 ]  # fmt: skip

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import string
 from collections import Counter
 from typing import Any, Sequence
 
@@ -21,21 +20,21 @@ import numpy as np
 
 from mmlink.data.tasks import WorldSample
 from mmlink.data.world.text import caption
+from mmlink.eval.metrics import simple_tokenize
 
 MIN_SAMPLES_FOR_METRICS = 10
 # Categorical meta fields worth a distribution when present.
 META_KEYS = ("negative_type", "similarity", "concept_type", "about", "qtype", "variant")
 _FIRST_IMAGE_CHOICES = ("1", "1-A, 2-B")
-_PUNCT = str.maketrans("", "", string.punctuation)
 
 
-def normalize(text: str) -> str:
-    """SAM's scoring normalisation: lowercase, punctuation stripped, single spaces."""
-    return " ".join(text.lower().translate(_PUNCT).split())
+# SAM's scoring normalisation, shared with `mmlink score`.
+normalize = simple_tokenize
 
 
 def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
-    """Corpus BLEU-4, ROUGE-L and CIDEr (× 100) of ``hypotheses`` against one reference each, via pycocoevalcap.
+    """Corpus BLEU-4, ROUGE-L and CIDEr (× 100) of ``hypotheses`` against one reference each, via
+    `mmlink.eval.metrics.score` (pycocoevalcap, SAM's ``simple`` tokenization).
 
     Returns ``{"BLEU-4": …, "ROUGE-L": …, "CIDEr": …}``, or ``{"note": why}`` when they cannot be computed."""
     if len(references) != len(hypotheses):
@@ -44,17 +43,18 @@ def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> dict
         return {"note": f"skipped: {len(references)} samples; CIDEr's IDF needs a whole split "
                         f"(at least {MIN_SAMPLES_FOR_METRICS})"}  # fmt: skip
     try:
-        from pycocoevalcap.bleu.bleu import Bleu
-        from pycocoevalcap.cider.cider import Cider
-        from pycocoevalcap.rouge.rouge import Rouge
+        import pycocoevalcap  # noqa: F401
     except ImportError:
         return {"note": "skipped: pycocoevalcap is not installed (pip install pycocoevalcap)"}
-    gts = {i: [normalize(r)] for i, r in enumerate(references)}
-    res = {i: [normalize(h) or "empty"] for i, h in enumerate(hypotheses)}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
-    cider, _ = Cider().compute_score(gts, res)
-    return {"BLEU-4": 100 * float(bleu[3]), "ROUGE-L": 100 * float(rouge), "CIDEr": 100 * float(cider)}
+    from mmlink.eval.metrics import score
+
+    try:
+        out = score({i: h for i, h in enumerate(hypotheses)}, {i: [r] for i, r in enumerate(references)},
+                    tokenize="simple", min_cider_set=MIN_SAMPLES_FOR_METRICS)  # fmt: skip
+    except ValueError as err:  # e.g. every reference identical: CIDEr's IDF is 0
+        return {"note": f"skipped: {err}"}
+    out.pop("n")
+    return out
 
 
 def _gpt_turns(sample: WorldSample) -> list[str]:
