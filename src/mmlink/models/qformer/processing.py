@@ -155,8 +155,7 @@ class MmlinkQFormerProcessor:
         image_run = [self.image_token_index] * self.num_query_tokens
         if _images_first(pieces):
             # InstructBLIP layout: image tokens, then the tokenizer's specials and the prompt.
-            for _ in imgs:
-                ids += image_run
+            ids += image_run * len(imgs)
             ids += self.tokenizer(pieces[-1], add_special_tokens=True)["input_ids"]
         else:
             ids += self._prefix
