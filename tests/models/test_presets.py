@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,11 @@ from mmlink.models.presets import _minilm_to_qformer, _package_dir
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "images"
 
 
-def test_tiny_builds_fast_and_deterministically():
-    load("tiny")  # the first call pays for imports
-    start = time.perf_counter()
+def test_tiny_stays_tiny_and_deterministic():
     a, _ = load("tiny")
-    elapsed = time.perf_counter() - start
     b, _ = load("tiny")
-    assert elapsed < 1.0  # generous: a few tens of milliseconds here; guards against accidental big configs
+    # Size, not seconds, keeps it building in milliseconds (speed belongs in benchmarks, not unit tests).
+    assert sum(p.numel() for p in a.parameters()) < 200_000
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
     c, _ = load("tiny", seed=1)

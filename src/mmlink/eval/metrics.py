@@ -103,6 +103,19 @@ def _string_keys(mapping: Mapping[Any, Any], what: str) -> dict[str, Any]:
     return out
 
 
+def _check_same_ids(preds: Mapping, refs: Mapping, pred_name: str, ref_name: str) -> None:
+    """Every id must be in both sets; the error names the ids on each side."""
+    only_pred = sorted(set(preds) - set(refs))
+    only_ref = sorted(set(refs) - set(preds))
+    parts = []
+    if only_pred:
+        parts.append(f"{len(only_pred)} id(s) in {pred_name} but not in {ref_name}: {_list_ids(only_pred)}")
+    if only_ref:
+        parts.append(f"{len(only_ref)} id(s) in {ref_name} but not in {pred_name}: {_list_ids(only_ref)}")
+    if parts:
+        raise ValueError("; ".join(parts))
+
+
 def _check_inputs(predictions: Mapping[Any, str], references: Mapping[Any, Sequence[str]]):
     preds = _string_keys(predictions, "predictions")
     refs = _string_keys(references, "references")
@@ -110,15 +123,7 @@ def _check_inputs(predictions: Mapping[Any, str], references: Mapping[Any, Seque
         raise ValueError("no predictions to score")
     if not refs:
         raise ValueError("no references to score against")
-    only_pred = sorted(set(preds) - set(refs))
-    only_ref = sorted(set(refs) - set(preds))
-    if only_pred or only_ref:
-        parts = []
-        if only_pred:
-            parts.append(f"{len(only_pred)} id(s) in the predictions but not in the references: {_list_ids(only_pred)}")
-        if only_ref:
-            parts.append(f"{len(only_ref)} id(s) in the references but not in the predictions: {_list_ids(only_ref)}")
-        raise ValueError("; ".join(parts))
+    _check_same_ids(preds, refs, "the predictions", "the references")
     for sid, text in preds.items():
         if not isinstance(text, str):
             raise ValueError(f"prediction for id {sid!r} is {type(text).__name__}, not a string")
@@ -312,15 +317,7 @@ def score_files(
     names = parse_metrics(metrics)  # a bad --metrics fails before reading anything
     preds = read_predictions(pred_path)
     refs = read_references(ref_path)
-    only_pred = sorted(set(preds) - set(refs))
-    only_ref = sorted(set(refs) - set(preds))
-    if only_pred or only_ref:
-        parts = []
-        if only_pred:
-            parts.append(f"{len(only_pred)} id(s) in {pred_path} but not in {ref_path}: {_list_ids(only_pred)}")
-        if only_ref:
-            parts.append(f"{len(only_ref)} id(s) in {ref_path} but not in {pred_path}: {_list_ids(only_ref)}")
-        raise ValueError("; ".join(parts))
+    _check_same_ids(preds, refs, str(pred_path), str(ref_path))
     return score(preds, refs, tokenize=tokenize, metrics=names, min_cider_set=min_cider_set)
 
 

@@ -78,28 +78,18 @@ def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> Mml
     return model.eval()
 
 
-def _instructblip_processor(path: Path, config: MmlinkQFormerConfig) -> MmlinkQFormerProcessor:
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    qdir = path / "qformer_tokenizer"
-    if not qdir.is_dir():
-        raise ValueError(f"{path}: InstructBLIP checkpoint has no qformer_tokenizer/ directory")
-    qtok = AutoTokenizer.from_pretrained(qdir)
-    image_processor = None
-    if (path / "preprocessor_config.json").exists():
-        image_processor = BlipImageProcessorPil.from_pretrained(path)
-    return MmlinkQFormerProcessor.from_config(config, tokenizer, qtok, image_processor)
-
-
-def _mmlink_processor(path: Path, config: MmlinkQFormerConfig) -> MmlinkQFormerProcessor:
-    for sub in ("tokenizer", "qformer_tokenizer"):
-        if not (path / sub).is_dir():
-            raise ValueError(f"{path}: checkpoint has no {sub}/ directory")
+def _load_processor(path: Path, config: MmlinkQFormerConfig, tokenizer_dir: Path) -> MmlinkQFormerProcessor:
+    """Tokenizers from ``tokenizer_dir`` (InstructBLIP: the checkpoint's top; mmlink: ``tokenizer/``) and
+    ``qformer_tokenizer/``; the image processor from ``preprocessor_config.json`` when present, else the config."""
+    for directory in (tokenizer_dir, path / "qformer_tokenizer"):
+        if not directory.is_dir():
+            raise ValueError(f"{path}: checkpoint has no {directory.relative_to(path)}/ directory")
     image_processor = None
     if (path / "preprocessor_config.json").exists():
         image_processor = BlipImageProcessorPil.from_pretrained(path)
     return MmlinkQFormerProcessor.from_config(
         config,
-        AutoTokenizer.from_pretrained(path / "tokenizer"),
+        AutoTokenizer.from_pretrained(tokenizer_dir),
         AutoTokenizer.from_pretrained(path / "qformer_tokenizer"),
         image_processor,
     )
@@ -125,12 +115,12 @@ def load_checkpoint(path: str | os.PathLike, **overrides):
     if model_type == "instructblip":
         config = MmlinkQFormerConfig.from_instructblip(InstructBlipConfig.from_pretrained(path), **config_kw)
         model = _load_weights(path, config, load_kw)
-        processor = _instructblip_processor(path, config)
+        processor = _load_processor(path, config, tokenizer_dir=path)
     elif model_type == MmlinkQFormerConfig.model_type:
         # Through the constructor, so that overrides are validated like any other setting.
         config = MmlinkQFormerConfig.from_dict({**raw, **config_kw})
         model = _load_weights(path, config, load_kw)
-        processor = _mmlink_processor(path, config)
+        processor = _load_processor(path, config, tokenizer_dir=path / "tokenizer")
     else:
         raise ValueError(
             f"{path}: model_type {model_type!r} is not supported by the Q-Former family "
