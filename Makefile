@@ -8,6 +8,9 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
 .PHONY: install demo test bench clean train-mini
 
+# test samples per task in `make demo` (CIDEr needs whole sets: keep it >= 10)
+DEMO_LIMIT ?= 40
+
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -21,13 +24,8 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	@echo "== the embedded world: 6 held-out storytelling samples (scene graphs -> images + stories) =="
-	$(BIN)/mmlink synth storytelling --out runs/demo/storytelling --n 6 --split test --seed 0 --preview --no-progress
-	@echo "   look at runs/demo/storytelling/preview.png"
-	@echo "== mini answering about 2 images (its Q-Former is untrained: this shows the pipeline runs, not what it will know) =="
-	$(BIN)/mmlink generate --model mini --max-new-tokens 40 \
-		--image examples/images/red_ball_beach.png --image examples/images/red_ball_forest.png \
-		--prompt "Image 1: <image>\nImage 2: <image>\nWhat do the two images have in common?"
+	@echo "== SAM's ablation (Table 2) on the embedded world: the trained mini variants on held-out test sets =="
+	$(BIN)/mmlink ablation --out runs/demo/ablation --limit $(DEMO_LIMIT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -70,6 +68,8 @@ train-mini: $(STAMP)
 	@$(call mini_train,configs/train/mini_stage1.yaml,$(MINI)/stage1)
 	@for v in $(MINI_VARIANTS); do echo "== Stage 2: $$v =="; \
 		$(call mini_train,configs/train/mini_stage2_$$v.yaml,$(MINI)/stage2_$$v) || exit 1; done
+	@echo "== ship: the trained parts into the package (the mini presets' weights) =="
+	$(BIN)/python scripts/ship_mini.py --runs $(MINI) --dest src/mmlink/models/weights/mini
 
 clean:
 	rm -rf $(VENV)

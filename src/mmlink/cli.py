@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from mmlink import __version__
 
 PRESET_LINES = """presets:
-  tiny   random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
-  mini   EfficientNet-Lite0 + MiniLM-initialised Q-Former + SmolLM2-135M-Instruct, offline.
-         NOTE: mini's Q-Former cross-attention, query tokens and projection are not trained yet,
-         so its answers do not describe the images; the first use assembles its weights into
-         the cache ($MMLINK_CACHE, default ~/.cache/mmlink), later uses load in about a second.
-  DIR    a checkpoint directory: mmlink's own save, a trainable-only save, or a directory written by
-         transformers' InstructBlipForConditionalGeneration.save_pretrained"""
+  tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
+  mini            the embedded default: EfficientNet-Lite0 + MiniLM-initialised Q-Former + SmolLM2-135M-Instruct
+                  with the Q-Former, projection and SAM layers mmlink trained on the world (`make train-mini`,
+                  docs/mini_card.md); full SAM. Offline: the first use assembles the packaged weights into the
+                  cache ($MMLINK_CACHE, default ~/.cache/mmlink), later uses load in about a second.
+  mini-bsg-mean, mini-linear, mini-base, mini-stage1
+                  the other rows of SAM's ablation (Table 2), trained the same way
+  mini-untrained  the mini architecture before training (new Q-Former parts random)
+  DIR             a checkpoint directory: mmlink's own save, a trainable-only save, or a directory written by
+                  transformers' InstructBlipForConditionalGeneration.save_pretrained"""
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -335,6 +339,120 @@ def _run_score(args: argparse.Namespace) -> int:
     print(json.dumps(result))
     return 0
 
+EVAL_EPILOG = """tasks:
+{tasks}
+
+examples:
+  mmlink eval --model mini --task group_caption --task storytelling --task change_caption --out runs/eval/mini
+  mmlink eval --model mini --task bison --task eqben --limit 200 --out runs/eval/closed --length-norm
+  mmlink eval --model runs/my_ckpt --task cad_qa --judge-url http://localhost:8000/v1 --judge-model qwen --out o
+  mmlink eval --model mini --task group_caption --data group_caption=my/data.jsonl --out runs/eval/mine
+
+outputs in --out: predictions.jsonl (appended per batch; a re-run skips finished items), judgements.jsonl,
+metrics.json (model, settings, config, commit, seed, scores), report.md (tables in the papers' layout)."""
+
+
+def _data_pair(text: str) -> tuple[str, str]:
+    task, sep, path = text.partition("=")
+    if not sep or not task or not path:
+        raise argparse.ArgumentTypeError(f"expected TASK=PATH, got {text!r}")
+    return task, path
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from mmlink.eval.tasks import EVAL_TASKS
+
+    tasks = "\n".join(f"  {n:<15} {EVAL_TASKS.get(n).kind:<11} {EVAL_TASKS.get(n).description}" for n in EVAL_TASKS)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model on tasks: captions (BLEU-4/ROUGE-L/CIDEr), closed-ended accuracy, LLM-judged QA",
+        description="Answer each task's test items with a model and score them as the papers do: generation tasks "
+        "with pycocoevalcap, closed-ended tasks by ranking the candidates by log-likelihood (accuracy, chance "
+        "printed beside it), open-ended CaD tasks with an LLM judge (0-5). Data: the world's test sets, "
+        "synthesized once into --data-dir, or your own LLaVA-format files (--data).",
+        epilog=EVAL_EPILOG.format(tasks=tasks),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="preset (tiny, mini) or checkpoint directory")
+    p.add_argument("--task", action="append", required=True, metavar="T", help="task name (repeatable)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run directory (resumable)")
+    p.add_argument("--task-file", action="append", default=[], metavar="YAML",
+                   help="register extra tasks from a YAML file (EvalTask fields; items: 'module:function' hook)")
+    p.add_argument("--data", action="append", type=_data_pair, default=[], metavar="TASK=PATH",
+                   help="evaluate TASK on this LLaVA-format .json/.jsonl file instead of the world's test set")
+    p.add_argument("--data-dir", metavar="DIR", help="where world test sets are synthesized (default: OUT/data)")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="world split (default test)")
+    p.add_argument("--limit", type=int, metavar="N", help="items per task (default: each task's own size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets and of decoding (default 0)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward/generate (default 8)")
+    p.add_argument("--length-norm", action="store_true",
+                   help="rank candidates by log-likelihood per token (default: summed log-likelihood)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
+    p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
+                   help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="model dtype (default fp32)")
+    p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
+                   help="override the model's SAM variant")
+    p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
+    p.add_argument("--label", help="display name in reports (default: the model's name)")
+    p.add_argument("--judge-url", metavar="URL", help="OpenAI-compatible endpoint of the judge (e.g. .../v1)")
+    p.add_argument("--judge-model", metavar="NAME", help="model name at --judge-url")
+    p.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the judge's API key (default OPENAI_API_KEY)")
+    p.add_argument("--judge-local-model", metavar="DIR",
+                   help="a local transformers causal LM as judge (default without --judge-url: mini's SmolLM2, weak)")
+    p.add_argument("--judge-cache", metavar="DIR", help="judge response cache (default $MMLINK_CACHE/judge)")
+    p.add_argument("--judge-retries", type=int, default=2, metavar="N",
+                   help="re-asks after an unparseable rating before it counts as a failure (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from mmlink.eval.harness import EvalConfig, evaluate
+    from mmlink.eval.tasks import load_task_file
+
+    for path in args.task_file:
+        load_task_file(path)
+    data = dict(args.data)
+    if len(data) != len(args.data):
+        raise ValueError("--data names a task twice")
+    config = EvalConfig(
+        out=args.out, data=data, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
+        batch_size=args.batch_size, length_norm=args.length_norm, max_new_tokens=args.max_new_tokens,
+        tokenize=args.tokenize, dtype=args.dtype, image_size=args.image_size, sam_mode=args.sam_mode,
+        label=args.label, progress=not args.no_progress, judge_url=args.judge_url, judge_model=args.judge_model,
+        judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
+        judge_retries=args.judge_retries,
+    )
+    metrics = evaluate(args.model, args.task, config)
+    print(Path(args.out, "report.md").read_text())
+    print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.md ({len(metrics['tasks'])} task(s))")
+    return 0
+
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="merge several eval runs (metrics.json) into one comparison table (markdown + CSV) and a bar chart",
+        description="Read the metrics.json of each run directory given and write comparison.md, comparison.csv and "
+        "comparison.png into --out; the markdown table is printed too (best value per column in bold).",
+    )
+    p.add_argument("runs", nargs="+", metavar="DIR", help="eval run directories (or their metrics.json files)")
+    p.add_argument("--out", default=".", metavar="DIR", help="where to write the comparison (default: .)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from mmlink.eval.report import compare, load_metrics, write_comparison
+
+    runs = [load_metrics(r) for r in args.runs]
+    paths = write_comparison(runs, args.out)
+    print(compare(runs)[0])
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -349,13 +467,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_check(sub)
     _add_train(sub)
     _add_score(sub)
+    _add_eval(sub)
+    _add_report(sub)
+    from mmlink.eval import ablation, bench, sweep
+
+    bench.add_parser(sub)
+    sweep.add_parser(sub)
+    ablation.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "score":  # score must not import transformers (or torch)
+    if args.command not in ("score", "report"):  # these must not import transformers (or torch)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # weight-loading bars are noise for a one-shot command

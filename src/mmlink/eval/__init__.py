@@ -1,4 +1,13 @@
-"""Evaluation: caption metrics through pycocoevalcap (`mmlink.eval.metrics`). Light: no torch/transformers import."""
+"""Evaluation. Importing this package is light (no torch/transformers); the modules that need a model import it lazily.
+
+* `metrics`  — BLEU / ROUGE-L / CIDEr through pycocoevalcap (`mmlink score`);
+* `tasks`    — the task registry (generation, candidate ranking, pair matching, LLM-judged);
+* `ranking`  — candidate log-likelihoods, one forward pass per batch of questions;
+* `judge`    — the LLM judge (OpenAI-compatible or local backends, versioned prompt, disk cache);
+* `harness`  — `mmlink eval`: predictions.jsonl, metrics.json, report.md;
+* `report`, `plots` — `mmlink report` comparison tables and the papers' figures;
+* `bench`, `sweep`, `ablation` — `mmlink bench` (SAM Table 4), `mmlink sweep` (Fig. 5/6), `mmlink ablation` (Table 2).
+"""
 
 from mmlink.eval.metrics import (
     DEFAULT_METRICS,

@@ -176,6 +176,8 @@ def _load_delta(path: Path, **overrides):
         raise FileNotFoundError(f"{path}: {DELTA_WEIGHTS} is missing")
     state = load_file(weights)
     own = model.state_dict()
+    if model.config.sam_mode == "none":  # SAM switched off: its trained linears have nowhere to go, by request
+        state = {k: v for k, v in state.items() if not k.startswith("sam.")}
     bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
     if bad:
         raise ValueError(f"{weights}: parameters {bad[:5]} do not fit base {base!r}")

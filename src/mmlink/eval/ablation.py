@@ -1,0 +1,138 @@
+"""`mmlink ablation`: SAM's ablation (Table 2) on the embedded world with the trained `mini` variants.
+
+Every row is a preset trained by ``make train-mini`` (docs/mini_card.md): the base after Stage 1, the base
+fine-tuned on the Stage-2 pairs (+DATA), +LIN, +BSG, and full SAM (+BSG +AA). All rows answer the same held-out
+test sets (group captioning, storytelling, change captioning, generated once from the world's test split) and are
+scored with pycocoevalcap. The command prints the table, two answers of the base and of SAM side by side for the
+same images, and writes the table as markdown, CSV and a PNG bar chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, write_comparison
+
+TASKS = ("group_caption", "storytelling", "change_caption")
+# (preset, +DATA, +BSG, +AA, +LIN) — the columns of SAM Table 2
+ROWS = (
+    ("mini-stage1", False, False, False, False),
+    ("mini-base", True, False, False, False),
+    ("mini-linear", True, False, False, True),
+    ("mini-bsg-mean", True, True, False, False),
+    ("mini", True, True, True, False),
+)
+BASE, SAM = "mini-base", "mini"
+
+
+def run_ablation(out: str | Path, limit: int = 40, seed: int = 0, batch_size: int = 8, dtype: str = "bfloat16",
+                 tasks: Sequence[str] = TASKS, progress: bool = True, models: dict | None = None,
+                 image_size: int = 224, max_new_tokens: int | None = None) -> dict:
+    """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples"}``.
+
+    ``models`` maps a row's preset to another model to load in its place (tests run every row on ``tiny``).
+    """
+    from mmlink.eval.harness import EvalConfig, evaluate
+
+    out = Path(out)
+    runs = []
+    for preset, *_ in ROWS:
+        config = EvalConfig(out=str(out / preset), data_dir=str(out / "data"), limit=limit, seed=seed,
+                            batch_size=batch_size, dtype=dtype, label=preset, progress=progress,
+                            image_size=image_size, max_new_tokens=max_new_tokens)
+        if progress:
+            print(f"== {preset}", flush=True)
+        evaluate((models or {}).get(preset, preset), list(tasks), config)
+        runs.append(load_metrics(out / preset))
+    paths = write_comparison(runs, out)
+    return {"runs": runs, "paths": paths, "examples": examples(out, tasks)}
+
+
+def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
+    """SAM Table 2's layout: ✓ columns, then ROUGE-L | CIDEr | BLEU-4 per task and their average."""
+    by_label = {r.get("label") or r["model"]: r for r in runs}
+    groups = [*tasks, AVERAGE]
+    head = ["row", "+DATA", "+BSG", "+AA", "+LIN"]
+    titles = [by_label[next(iter(by_label))]["tasks"].get(t, {}).get("group", t) for t in tasks] + [AVERAGE]
+    lines = ["| " + " | ".join(head + [f"{g} {m}" for g in titles for m in GENERATION_METRICS]) + " |",
+             "|" + "---|" * (len(head) + len(groups) * len(GENERATION_METRICS))]
+    for preset, *flags in ROWS:
+        run = by_label.get(preset)
+        if run is None:
+            continue
+        cells = [preset] + ["✓" if f else "" for f in flags]
+        values = []
+        for t in tasks:
+            values += [run["tasks"][t]["metrics"][m] for m in GENERATION_METRICS]
+        averages = [sum(run["tasks"][t]["metrics"][m] for t in tasks) / len(tasks) for m in GENERATION_METRICS]
+        cells += [f"{v:.2f}" for v in values + averages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
+    """``k`` items answered by both the base and SAM: the first item of each of the first ``k`` tasks."""
+    def rows(preset):
+        return {(r["task"], r["id"]): r for r in map(json.loads, (out / preset / "predictions.jsonl").open())}
+
+    base, sam = rows(BASE), rows(SAM)
+    picked = []
+    for task in list(tasks)[:k]:
+        key = sorted(kk for kk in base if kk[0] == task and kk in sam)[0]
+        data = json.loads((out / BASE / "metrics.json").read_text())["tasks"][task]["data"]
+        record = next(r for r in map(json.loads, open(data)) if r["id"] == key[1])
+        picked.append({"task": task, "id": key[1], "images": [str(Path(data).parent / p) for p in record["image"]],
+                       "prompt": record["conversations"][0]["value"], "reference": base[key]["refs"][0],
+                       "base": base[key]["text"], "sam": sam[key]["text"]})
+    return picked
+
+
+def print_examples(picked: Sequence[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    for ex in picked:
+        t = Table(title=f"{ex['task']} · {ex['id']}", show_lines=True, expand=True)
+        t.add_column(f"base ({BASE})", ratio=1)
+        t.add_column(f"SAM ({SAM})", ratio=1)
+        t.add_column("reference", ratio=1)
+        t.add_row(ex["base"], ex["sam"], ex["reference"])
+        console.print(t)
+        console.print("images: " + " ".join(ex["images"]))
+        console.print("prompt: " + ex["prompt"].replace("\n", " "))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ablation",
+        help="SAM Table 2 on the world: the trained mini variants on group captioning, storytelling, change captioning",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="runs/demo/ablation", metavar="DIR", help="output directory (resumable)")
+    p.add_argument("--limit", type=int, default=40, metavar="N", help="test samples per task (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test sets (default 0)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="answers generated together (default 8)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16", help="model dtype (default bf16)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_ablation(args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
+                          progress=not args.no_progress)
+    print(f"\nSAM Table 2 on the embedded world ({args.limit} test samples per task, scores x 100, "
+          "pycocoevalcap, simple tokenization)\n")
+    print(table(result["runs"]))
+    print("\nTwo answers side by side, base vs SAM, for the same images:\n")
+    print_examples(result["examples"])
+    print(f"\nplot:  {result['paths']['png']}")
+    print(f"table: {result['paths']['md']}  {result['paths']['csv']}")
+    return 0
+
+
+__all__ = ["ROWS", "TASKS", "add_parser", "examples", "run", "run_ablation", "table"]

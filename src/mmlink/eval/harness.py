@@ -1,0 +1,363 @@
+"""`mmlink eval`: answer a task's items with a model, score them the papers' way, write a report.
+
+Per run directory (``--out``):
+
+* ``run.json``          — the model and settings this directory belongs to (a re-run with another model is refused);
+* ``predictions.jsonl`` — one line per answered item, appended and fsynced per batch: a killed run loses at most
+  the batch in flight, and a re-run skips every ``(task, id)`` already there;
+* ``judgements.jsonl``  — judge tasks: the rating of each prediction (the judge caches its responses on disk);
+* ``metrics.json``      — scores per task with model, settings, config, commit and seed;
+* ``report.md``         — one table per task kind in the papers' layout.
+
+Data: each task reads the world's test set by default (synthesized once into ``--data-dir``, reused by every model
+evaluated with the same seed and size) or a user file given with ``--data TASK=PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal, Optional, Sequence
+
+from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
+
+FORMAT = "mmlink-eval-v1"
+SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer")
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one `mmlink eval` run (everything but the model and the tasks)."""
+
+    out: str
+    data: dict = field(default_factory=dict)  # task -> user data file (LLaVA .json/.jsonl)
+    data_dir: Optional[str] = None  # where world test sets are synthesized (default: <out>/data)
+    split: Literal["train", "val", "test"] = "test"
+    limit: Optional[int] = None  # items per task (world sets: samples generated; user data: first N records)
+    seed: int = 0
+    batch_size: int = 8
+    length_norm: bool = False
+    max_new_tokens: Optional[int] = None  # None: each task's own
+    tokenize: Literal["simple", "ptb"] = "simple"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    image_size: int = 224
+    sam_mode: Optional[str] = None
+    label: Optional[str] = None
+    progress: bool = True
+    # judge (judge tasks only)
+    judge_url: Optional[str] = None
+    judge_model: Optional[str] = None
+    judge_key_env: str = "OPENAI_API_KEY"
+    judge_local_model: Optional[str] = None
+    judge_cache: Optional[str] = None
+    judge_retries: int = 2
+
+    def __post_init__(self) -> None:
+        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        for key in ("limit", "max_new_tokens"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+        if self.tokenize not in ("simple", "ptb"):
+            raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def task_data(task: EvalTask, config: EvalConfig) -> Path:
+    """The data file of ``task``: the user's (``config.data``) or the world's test set, synthesized if needed."""
+    if task.name in config.data:
+        path = Path(config.data[task.name])
+        if not path.is_file():
+            raise FileNotFoundError(f"--data {task.name}={path}: no such file")
+        return path
+    if task.world_task is None:
+        raise ValueError(f"task {task.name!r} has no world data; give a file with --data {task.name}=PATH")
+    from mmlink.data.synth import synthesize
+
+    n = config.limit or task.default_n
+    root = Path(config.data_dir) if config.data_dir else Path(config.out) / "data"
+    out = root / f"{task.world_task}-{config.split}-s{config.seed}-n{n}-{config.image_size}px"
+    if not (out / "data.jsonl").exists() or not _synth_complete(out, n):
+        synthesize(task.world_task, out, n, config.split, config.seed, image_size=config.image_size,
+                   progress=config.progress)
+    return out / "data.jsonl"
+
+
+def _synth_complete(out: Path, n: int) -> bool:
+    try:
+        return json.loads((out / "synth.json").read_text()).get("records") == n
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def task_items(task: EvalTask, path: Path, limit: int | None) -> list[Item]:
+    """Read ``path`` (validated) and turn its first ``limit`` records into items."""
+    from mmlink.data.formats import read_dataset, resolve_image
+
+    records, _ = read_dataset(path)
+    if limit is not None:
+        records = records[:limit]
+    if not records:
+        raise ValueError(f"{path}: no records")
+    items = []
+    for r in records:
+        r = {**r, "image": [resolve_image(p, path.parent) for p in r["image"]]}
+        try:
+            items += task.build_items(r)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    return items
+
+
+# --------------------------------------------------------------------------------------------- predictions file
+
+
+class PredictionStore:
+    """``predictions.jsonl``: append-only, one JSON object per item with ``task`` and ``id``; torn tails dropped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done: dict[tuple[str, str], dict] = {}
+        if path.exists():
+            raw = path.read_bytes()
+            good = raw[: raw.rfind(b"\n") + 1]  # a crash mid-write leaves at most one partial last line
+            if len(good) != len(raw):
+                with open(path, "r+b") as f:
+                    f.truncate(len(good))
+            for line in good.decode().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.done[(row["task"], row["id"])] = row
+
+    def rows(self, task: str) -> list[dict]:
+        return [r for (t, _), r in self.done.items() if t == task]
+
+    def append(self, rows: Iterable[dict]) -> None:
+        rows = list(rows)
+        with open(self.path, "a") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for r in rows:
+            self.done[(r["task"], r["id"])] = r
+
+
+# --------------------------------------------------------------------------------------------- answering
+
+
+def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
+    # Similar shapes in one batch: fewer padded positions and image rows of one size.
+    ordered = sorted(items, key=lambda it: (len(it.images), len(it.turns[-1]["value"])))
+    for i in range(0, len(ordered), size):
+        yield ordered[i : i + size]
+
+
+def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int) -> list[str]:
+    """Greedy answers (KV cache) for a batch of items, left-padded in one `generate` call."""
+    import torch
+
+    batch = processor.encode_conversation([it.turns for it in items], [[Path(p) for p in it.images] for it in items],
+                                          padding_side="left")
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    with torch.inference_mode():
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                             pad_token_id=processor.pad_token_id)
+    return processor.batch_decode(out)
+
+
+def _answer_task(model, processor, task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig):
+    from tqdm.auto import tqdm
+
+    from mmlink.eval.ranking import score_candidates
+
+    todo = [it for it in items if (task.name, it.id) not in store.done]
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {task.name}", unit="item",
+               disable=not config.progress)
+    max_new = config.max_new_tokens or task.max_new_tokens
+    for batch in _batches(todo, config.batch_size):
+        if task.kind in ("generate", "judge"):
+            texts = generate_answers(model, processor, batch, max_new)
+            rows = [{"task": task.name, "id": it.id, "text": t, "refs": it.refs} for it, t in zip(batch, texts)]
+        else:
+            scored = score_candidates(model, processor, [it.turns for it in batch], [it.images for it in batch],
+                                      [it.candidates for it in batch])
+            rows = []
+            for it, s in zip(batch, scored):
+                choice = it.candidates[s.best(config.length_norm)]
+                rows.append({"task": task.name, "id": it.id, "sample": it.sample, "choice": choice,
+                             "answer": it.answer, "correct": choice == it.answer, "logprob": s.logprob,
+                             "tokens": s.tokens})
+        store.append(rows)
+        bar.update(len(batch))
+    bar.close()
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig, judge=None) -> dict:
+    """The task's entry in metrics.json from its predictions."""
+    rows = {r["id"]: r for r in store.rows(task.name)}
+    ids = [it.id for it in items]
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise RuntimeError(f"task {task.name}: {len(missing)} item(s) have no prediction (first: {missing[0]})")
+    entry: dict[str, Any] = {"kind": task.kind, "group": task.title}
+    if task.kind == "generate":
+        from mmlink.eval.metrics import score
+
+        result = score({i: rows[i]["text"] for i in ids}, {it.id: it.refs for it in items}, tokenize=config.tokenize)
+        entry["n"] = result.pop("n")
+        entry["metrics"] = {k: result[k] for k in ("ROUGE-L", "CIDEr", "BLEU-4")}
+        entry["tokenize"] = config.tokenize
+    elif task.kind in ("rank", "pair_match"):
+        by_sample: dict[str, bool] = {}
+        for it in items:  # a pair_match sample is right only when both of its items are
+            by_sample[it.sample] = by_sample.get(it.sample, True) and bool(rows[it.id]["correct"])
+        entry["n"] = len(by_sample)
+        entry["metrics"] = {"accuracy": 100.0 * sum(by_sample.values()) / len(by_sample)}
+        entry["chance"] = task.chance
+        entry["scoring"] = "mean" if config.length_norm else "sum"
+        if task.kind == "pair_match":
+            entry["item_accuracy"] = 100.0 * sum(bool(rows[i]["correct"]) for i in ids) / len(ids)
+    else:
+        if judge is None:
+            raise ValueError(f"task {task.name} needs a judge")
+        summary = judge.rate_all([(it.id, it.question, it.refs[0], rows[it.id]["text"]) for it in items],
+                                 progress=config.progress)
+        _write_judgements(Path(config.out) / "judgements.jsonl", task.name, summary)
+        entry["n"] = len(items)
+        entry["metrics"] = {"rating": summary.mean_rating}
+        entry["judge"] = {"backend": summary.backend, "weak": summary.weak, "prompt_version": summary.prompt_version,
+                          "rated": summary.rated, "failures": summary.failures}
+    return entry
+
+
+def _write_judgements(path: Path, task: str, summary) -> None:
+    keep = []
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["task"] != task]
+    lines = keep + [json.dumps({"task": task, "id": i, "rating": r.rating, "failed": r.failed,
+                                "attempts": r.attempts, "response": r.raw}, ensure_ascii=False)
+                    for i, r in summary.results.items()]
+    _write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, judge=None) -> dict:
+    """Evaluate ``model`` (preset or checkpoint directory) on ``tasks``; returns the metrics.json content.
+
+    ``loaded``: an already loaded ``(model, processor)`` to reuse (``model`` is then only the name recorded).
+    ``judge``: a `mmlink.eval.judge.Judge` to use instead of the one the config describes.
+    """
+    if not tasks:
+        raise ValueError("give at least one --task")
+    specs = [EVAL_TASKS.get(t) for t in dict.fromkeys(tasks)]
+    unknown = sorted(set(config.data) - {t.name for t in specs})
+    if unknown:
+        raise ValueError(f"--data names task(s) {unknown} that are not evaluated (--task)")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if judge is None and any(t.kind == "judge" for t in specs):
+        judge = _make_judge(config)
+
+    import torch
+
+    from mmlink.models import load
+
+    if loaded is None:
+        overrides = {} if config.sam_mode is None else {"sam_mode": config.sam_mode}
+        net, processor = load(model, **overrides)
+    else:
+        net, processor = loaded
+    net = net.to(getattr(torch, config.dtype)).eval()
+    settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
+    _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": config.dtype,
+                              "seed": config.seed, "length_norm": config.length_norm})
+    torch.manual_seed(config.seed)
+
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"tasks": {}}
+    store = PredictionStore(out / "predictions.jsonl")
+    for task in specs:
+        t0 = time.perf_counter()
+        data = task_data(task, config)
+        items = task_items(task, data, config.limit)
+        _answer_task(net, processor, task, items, store, config)
+        entry = score_task(task, items, store, config, judge)
+        entry["data"] = str(data)
+        entry["seconds"] = round(time.perf_counter() - t0, 2)
+        metrics["tasks"][task.name] = entry
+    cfg = {k: v for k, v in asdict(config).items() if k not in ("progress", "label", "out")}
+    metrics = {
+        "format": FORMAT,
+        "model": str(model),
+        "label": config.label or Path(str(model)).name,
+        "model_settings": settings,
+        "commit": _commit(),
+        "seed": config.seed,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": cfg,
+        "tasks": metrics["tasks"],
+    }
+    _write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    from mmlink.eval.report import run_markdown
+
+    _write_text(out / "report.md", run_markdown(metrics))
+    return metrics
+
+
+def _claim(path: Path, run: dict) -> None:
+    """Refuse to mix two models' predictions in one directory."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != run:
+            diff = {k: (old.get(k), v) for k, v in run.items() if old.get(k) != v}
+            raise ValueError(f"{path.parent} holds predictions of another run {diff} (was, now); use another --out")
+        return
+    _write_text(path, json.dumps(run, indent=2) + "\n")
+
+
+def _make_judge(config: EvalConfig):
+    from mmlink.eval.judge import Judge, make_backend
+
+    backend = make_backend(judge_url=config.judge_url, judge_model=config.judge_model,
+                           api_key_env=config.judge_key_env, local_model=config.judge_local_model)
+    cache = config.judge_cache or str(Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink"))
+                                      / "judge")
+    return Judge(backend, cache, retries=config.judge_retries)
+
+
+__all__ = ["EvalConfig", "PredictionStore", "evaluate", "generate_answers", "score_task", "task_data", "task_items"]

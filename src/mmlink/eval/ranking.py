@@ -1,0 +1,90 @@
+"""Closed-ended answers by candidate log-likelihood.
+
+Each candidate is scored as the model's log-likelihood of the candidate's tokens **plus EOS** after the prompt
+(the answer ends there, as in training): ``score = Σ_t log p(y_t | prompt, y_<t)``. With ``length_norm`` the sum
+is divided by that candidate's own token count. Padding never enters the score — LAVIS averages a loss over the
+*padded* length, which favours short answers; here every sum and count runs over the candidate's real tokens only.
+
+All candidates of a batch of questions go through the model in one forward pass. For a decoder-only LLM the rows
+are left-padded (with explicit position ids, so a row's positions do not depend on its padding) and only the last
+``max candidate length + 1`` positions' logits are computed, not the whole vocabulary over the whole prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class CandidateScores:
+    """Per candidate: summed log-likelihood and token count (candidate tokens + EOS)."""
+
+    logprob: list[float]
+    tokens: list[int]
+
+    def scores(self, length_norm: bool = False) -> list[float]:
+        return [lp / n for lp, n in zip(self.logprob, self.tokens)] if length_norm else list(self.logprob)
+
+    def best(self, length_norm: bool = False) -> int:
+        s = self.scores(length_norm)
+        return max(range(len(s)), key=s.__getitem__)  # the first of equal scores
+
+
+@torch.inference_mode()
+def score_candidates(
+    model,
+    processor,
+    turns: Sequence[Sequence[dict]],
+    images: Sequence[Sequence[str | Path]],
+    candidates: Sequence[Sequence[str]],
+) -> list[CandidateScores]:
+    """Log-likelihood of every candidate of every question, one forward pass for the whole batch.
+
+    turns: per question, the prompt (LLaVA turns ending with a human turn); images: per question, its image paths;
+    candidates: per question, its answer strings. Returns one `CandidateScores` per question.
+    """
+    if not (len(turns) == len(images) == len(candidates)):
+        raise ValueError(f"got {len(turns)} prompts, {len(images)} image lists, {len(candidates)} candidate lists")
+    convs, imgs, owner = [], [], []
+    for q, (t, im, cands) in enumerate(zip(turns, images, candidates)):
+        if not cands:
+            raise ValueError(f"question {q}: no candidates")
+        for c in cands:
+            convs.append([*t, {"from": "gpt", "value": c}])
+            imgs.append([Path(p) for p in im])
+            owner.append(q)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    decoder_only = model.config.use_decoder_only_language_model
+    batch = processor.encode_conversation(convs, imgs, padding_side="left" if decoder_only else "right")
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    labels = batch.pop("labels")  # (R, T) decoder-only; (R, T_ans) encoder-decoder
+    if decoder_only:
+        # Left padding puts every candidate at the end of its row: keep only the last L+1 positions' logits.
+        width = int((labels != -100).sum(1).max())
+        mask = batch["attention_mask"]
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (R, T): each row counts from its first real token
+        out = model(**batch, position_ids=position_ids, logits_to_keep=width + 1)
+        logits = out.logits[:, :-1].float()  # (R, L, V): position t predicts token t+1
+        targets = labels[:, -width:]  # (R, L)
+    else:
+        decoder_input_ids = model.language_model._shift_right(labels)
+        out = model(**batch, decoder_input_ids=decoder_input_ids)
+        logits, targets = out.logits.float(), labels  # (R, T_ans, V), (R, T_ans)
+    keep = targets != -100
+    token_logprob = torch.log_softmax(logits, -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    sums = (token_logprob * keep).sum(1).tolist()  # (R,)
+    counts = keep.sum(1).tolist()
+    results = [CandidateScores([], []) for _ in turns]
+    for row, q in enumerate(owner):
+        results[q].logprob.append(sums[row])
+        results[q].tokens.append(int(counts[row]))
+    return results
+
+
+__all__ = ["CandidateScores", "score_candidates"]

@@ -1,0 +1,170 @@
+"""`mmlink sweep`: train and evaluate a grid of settings, then draw SAM's Fig. 5 / Fig. 6.
+
+A sweep file (YAML) names a training config, a grid over one or two settings, the evaluation tasks, and the plot:
+
+    out: runs/sweep/layers
+    train: configs/train/mini_stage2_bsg_adaptive.yaml
+    train_overrides: {max_steps: 60}          # optional, applied to every point
+    grid:                                     # TrainConfig fields, or model config fields (-> model_overrides)
+      sam_guide_layer: [2, 4, 6]
+      sam_context_layer: [2, 4, 6]
+    tasks: [group_caption, storytelling]
+    eval: {limit: 40, dtype: bfloat16}        # EvalConfig fields
+    plot: layers                              # layers (Fig. 6 heatmap over l <= k) | volume (Fig. 5 curve) | none
+
+``plot: layers`` skips points with ``sam_context_layer < sam_guide_layer`` (the paper sweeps ``k >= l`` only).
+``plot: volume`` expects one grid key (e.g. ``train_limit``: the number of training records) for the x axis.
+Each point trains into ``out/<point>/train`` and evaluates into ``out/<point>/eval``; both resume, so a re-run only
+does what is missing. The score of a point is the average over tasks of its metrics (ROUGE-L, CIDEr and BLEU-4
+for generation tasks, accuracy for closed-ended ones, rating for judged ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+PLOTS = ("layers", "volume", "none")
+
+
+@dataclass
+class SweepConfig:
+    """A parsed sweep file (see the module docstring)."""
+
+    out: str
+    train: str
+    grid: dict
+    tasks: list
+    train_overrides: dict = field(default_factory=dict)
+    eval: dict = field(default_factory=dict)
+    plot: Literal["layers", "volume", "none"] = "none"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, dict) or not 1 <= len(self.grid) <= 2:
+            raise ValueError("grid must map one or two setting names to lists of values")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{key} must be a non-empty list of values")
+        if not isinstance(self.tasks, list) or not self.tasks:
+            raise ValueError("tasks must be a non-empty list of task names")
+        if self.plot not in PLOTS:
+            raise ValueError(f"plot must be one of {', '.join(PLOTS)}, got {self.plot!r}")
+        if self.plot == "layers" and set(self.grid) != {"sam_guide_layer", "sam_context_layer"}:
+            raise ValueError("plot: layers needs grid keys sam_guide_layer and sam_context_layer")
+        if self.plot == "volume" and len(self.grid) != 1:
+            raise ValueError("plot: volume needs exactly one grid key (the data volume, e.g. train_limit)")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepConfig":
+        from mmlink.train.config import read_config_file
+
+        data = read_config_file(path)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+        missing = sorted({"out", "train", "grid", "tasks"} - set(data))
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {missing}")
+        try:
+            return cls(**data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+    def points(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        points = [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+        if self.plot == "layers":
+            points = [p for p in points if p["sam_context_layer"] >= p["sam_guide_layer"]]
+        return points
+
+
+def point_name(point: dict[str, Any]) -> str:
+    return "-".join(f"{k}={v}" for k, v in point.items())
+
+
+def average_score(metrics: dict) -> float:
+    """Mean over tasks of each task's mean metric (the y value of Fig. 5 / the cells of Fig. 6)."""
+    per_task = [sum(t["metrics"].values()) / len(t["metrics"]) for t in metrics["tasks"].values()
+                if t.get("metrics") and None not in t["metrics"].values()]
+    if not per_task:
+        raise ValueError("no scored task in the metrics")
+    return sum(per_task) / len(per_task)
+
+
+def run_point(config: SweepConfig, point: dict[str, Any], progress: bool = True) -> dict:
+    """Train (or resume, or skip when finished) and evaluate one grid point; returns its metrics.json content."""
+    from mmlink.eval.harness import EvalConfig, evaluate
+    from mmlink.train.config import TrainConfig, read_config_file
+    from mmlink.train.loop import train
+
+    where = Path(config.out) / point_name(point)
+    data = {**read_config_file(config.train), **config.train_overrides, "out_dir": str(where / "train")}
+    model_fields = {k: v for k, v in point.items() if k not in TrainConfig.field_names()}
+    data.update({k: v for k, v in point.items() if k in TrainConfig.field_names()})
+    data["model_overrides"] = {**data.get("model_overrides", {}), **model_fields}
+    data.setdefault("progress", progress)
+    tc = TrainConfig.from_dict(data)
+    if not (where / "train" / "train_summary.json").exists():
+        resume = any((where / "train" / "checkpoints").glob("step-*"))
+        train(tc, resume=resume)
+    ec = EvalConfig(**{"out": str(where / "eval"), "progress": progress, "label": point_name(point),
+                       "data_dir": str(Path(config.out) / "data"), **config.eval})
+    return evaluate(str(where / "train" / "final"), config.tasks, ec)
+
+
+def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
+    """Every point, then ``sweep.json``, ``sweep.md`` and the figure; returns ``{"points", "figure"}``."""
+    from mmlink.eval import plots
+
+    out = Path(config.out)
+    results = []
+    for point in config.points():
+        if progress:
+            print(f"== sweep point {point_name(point)}", flush=True)
+        metrics = run_point(config, point, progress)
+        results.append({"point": point, "score": average_score(metrics),
+                        "tasks": {t: v["metrics"] for t, v in metrics["tasks"].items()}})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps({"grid": config.grid, "tasks": config.tasks, "points": results},
+                                               indent=2) + "\n")
+    keys = list(config.grid)
+    lines = ["| " + " | ".join(keys + ["average score"]) + " |", "|" + "---|" * (len(keys) + 1)]
+    lines += ["| " + " | ".join([str(r["point"][k]) for k in keys] + [f"{r['score']:.2f}"]) + " |" for r in results]
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    figure = None
+    if config.plot == "layers":
+        scores = {(r["point"]["sam_guide_layer"], r["point"]["sam_context_layer"]): r["score"] for r in results}
+        figure = plots.layer_heatmap(scores, out / "layers.png", title="Average score by SAM interaction layers")
+    elif config.plot == "volume":
+        (key,) = keys
+        figure = plots.volume_curve({"model": [(float(r["point"][key]), r["score"]) for r in results]},
+                                    out / "volume.png", xlabel=key)
+    return {"points": results, "figure": figure, "table": "\n".join(lines)}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train + evaluate a grid (SAM layers l,k or data volume) and draw SAM's Fig. 5 / Fig. 6",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, metavar="YAML", help="the sweep file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_sweep(SweepConfig.from_file(args.config), progress=not args.no_progress)
+    print(result["table"])
+    if result["figure"] is not None:
+        print(f"figure: {result['figure']}")
+    return 0
+
+
+__all__ = ["SweepConfig", "add_parser", "average_score", "point_name", "run", "run_point", "run_sweep"]

@@ -1,0 +1,249 @@
+"""The evaluation task registry: what each task asks, how an answer is scored, and where its data comes from.
+
+A task is an `EvalTask` (a frozen dataclass). Built-in tasks register below; users add their own from YAML
+(`load_task_file`) with the same fields, or from Python with `register`. A task turns one LLaVA-format record into
+`Item`s — the unit that is answered and scored:
+
+* ``generate``   — free text, scored against the record's last gpt turn with BLEU-4 / ROUGE-L / CIDEr (SAM §5);
+* ``rank``       — pick one of ``meta.choices`` by the model's log-likelihood of each candidate; accuracy against
+  ``meta.answer`` (BISON, SVO-Probes, NLVR2, multiple-choice VQA);
+* ``pair_match`` — two images, two texts (``meta.texts`` ``{"A": …, "B": …}``, ``meta.answer`` ``"1-B, 2-A"``): each
+  image is asked which text goes with it; a sample counts as correct only if both are right, so chance is 25 %
+  as in CaD-VI's EQBEN/COLA protocol;
+* ``judge``      — free text rated 0–5 by an LLM given the question and the reference (CaD-VI §4, CaD-QA).
+
+Tasks read the world's generated test sets by default (``world_task``) and any user file in the same format.
+This module is light: no torch import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional, get_args
+
+from mmlink.registry import Registry
+
+Kind = Literal["generate", "rank", "pair_match", "judge"]
+KINDS: tuple[str, ...] = get_args(Kind)
+IMAGE_PLACEHOLDER = "<image>"
+
+
+@dataclass
+class Item:
+    """One question to answer: ``turns`` is the prompt (LLaVA turns ending with a human turn).
+
+    generate/judge: ``refs`` are the reference answers; rank: ``candidates`` and the correct ``answer``.
+    ``sample`` is the record id; a pair_match record gives two items (``part`` 1 and 2) that are scored together.
+    """
+
+    id: str
+    sample: str
+    images: list[str]
+    turns: list[dict[str, str]]
+    refs: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    answer: str | None = None
+    question: str = ""
+    part: int = 0
+
+
+ItemsHook = Callable[[dict[str, Any]], list[Item]]
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One evaluation task. ``chance`` is the accuracy of random guessing in percent (closed-ended kinds)."""
+
+    name: str
+    kind: Kind
+    title: str = ""  # column header in reports (default: the name)
+    world_task: Optional[str] = None  # generator in `mmlink.data.tasks` that makes its default data; None: --data
+    default_n: int = 100  # samples generated from the world when no --limit is given
+    max_new_tokens: int = 64  # generate/judge
+    chance: Optional[float] = None  # rank/pair_match, percent
+    description: str = ""
+    items: Optional[ItemsHook] = None  # optional hook: record -> items (default: by kind)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ValueError(f"task name must be letters, digits, '_', '-', '.', got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for key in ("default_n", "max_new_tokens"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"task {self.name!r}: {key} must be an integer >= 1, got {value!r}")
+        if self.chance is not None and not (isinstance(self.chance, (int, float)) and 0 < self.chance < 100):
+            raise ValueError(f"task {self.name!r}: chance must be a percentage in (0, 100), got {self.chance!r}")
+        if self.items is not None and not callable(self.items):
+            raise ValueError(f"task {self.name!r}: items must be callable (record -> list[Item])")
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
+
+    def build_items(self, record: dict[str, Any]) -> list[Item]:
+        """The items of one record (images already resolved to paths). Errors name the record id and field."""
+        if self.items is not None:
+            return self.items(record)
+        return _BUILDERS[self.kind](record)
+
+
+EVAL_TASKS: Registry[EvalTask] = Registry("eval task")
+
+
+def register(task: EvalTask) -> EvalTask:
+    """Add ``task`` to `EVAL_TASKS` (a second task with the same name is an error)."""
+    return EVAL_TASKS.register(task.name)(task)
+
+
+# --------------------------------------------------------------------------------------------- record -> items
+
+
+def _split_answer(record: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
+    turns = list(record["conversations"])
+    if len(turns) < 2 or turns[-1].get("from") != "gpt":
+        raise ValueError(f"record {record.get('id')!r}: field 'conversations' must end with the gpt answer")
+    return turns[:-1], turns[-1]["value"]
+
+
+def _question(turns: list[dict[str, str]]) -> str:
+    """The last human turn without image placeholders and "Image k:" labels (what a judge is shown)."""
+    text = turns[-1]["value"].replace(IMAGE_PLACEHOLDER, "")
+    return re.sub(r"Image \d+:\s*", "", text).strip()
+
+
+def _meta(record: dict[str, Any], key: str) -> Any:
+    meta = record.get("meta") or {}
+    if key not in meta:
+        raise ValueError(f"record {record.get('id')!r}: field 'meta.{key}' is missing (needed by this task kind)")
+    return meta[key]
+
+
+def generate_items(record: dict[str, Any]) -> list[Item]:
+    turns, answer = _split_answer(record)
+    refs = (record.get("meta") or {}).get("refs") or [answer]
+    return [Item(record["id"], record["id"], record["image"], turns, refs=list(refs), question=_question(turns))]
+
+
+def rank_items(record: dict[str, Any]) -> list[Item]:
+    turns, _ = _split_answer(record)
+    choices, answer = _meta(record, "choices"), _meta(record, "answer")
+    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+        raise ValueError(f"record {record['id']!r}: field 'meta.choices' must be a list of >= 2 non-empty strings")
+    if answer not in choices:
+        raise ValueError(f"record {record['id']!r}: field 'meta.answer' {answer!r} is not one of meta.choices")
+    return [Item(record["id"], record["id"], record["image"], turns, candidates=list(choices), answer=answer)]
+
+
+_PAIR = re.compile(r"\s*1-([AB]),\s*2-([AB])\s*")
+
+
+def pair_match_items(record: dict[str, Any]) -> list[Item]:
+    """Two items: "which text goes with Image k?" for k = 1, 2 (candidates "A", "B")."""
+    texts, answer = _meta(record, "texts"), _meta(record, "answer")
+    match = _PAIR.fullmatch(answer) if isinstance(answer, str) else None
+    if not isinstance(texts, dict) or set(texts) != {"A", "B"} or match is None or match[1] == match[2]:
+        raise ValueError(f"record {record['id']!r}: fields 'meta.texts' ({{'A', 'B'}}) and 'meta.answer' "
+                         f"('1-A, 2-B' or '1-B, 2-A') are required, got {texts!r} / {answer!r}")
+    if len(record["image"]) != 2:
+        raise ValueError(f"record {record['id']!r}: field 'image' must hold 2 images, got {len(record['image'])}")
+    items = []
+    for k in (1, 2):
+        prompt = (f"Image 1: {IMAGE_PLACEHOLDER}\nImage 2: {IMAGE_PLACEHOLDER}\n"
+                  f"Text A: \"{texts['A']}\"\nText B: \"{texts['B']}\"\n"
+                  f"Which text goes with Image {k}? Answer A or B.")
+        items.append(Item(f"{record['id']}#{k}", record["id"], record["image"], [{"from": "human", "value": prompt}],
+                          candidates=["A", "B"], answer=match[k], part=k))
+    return items
+
+
+def judge_items(record: dict[str, Any]) -> list[Item]:
+    return generate_items(record)
+
+
+_BUILDERS: dict[str, ItemsHook] = {
+    "generate": generate_items,
+    "rank": rank_items,
+    "pair_match": pair_match_items,
+    "judge": judge_items,
+}
+
+
+# --------------------------------------------------------------------------------------------- user tasks
+
+
+def task_from_dict(data: dict[str, Any], source: str = "task definition") -> EvalTask:
+    """An `EvalTask` from a mapping (YAML); ``items`` may name a hook as ``"package.module:function"``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a task definition must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(EvalTask)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+    data = dict(data)
+    hook = data.get("items")
+    if isinstance(hook, str):
+        data["items"] = _resolve_hook(hook, source)
+    try:
+        return EvalTask(**data)
+    except TypeError as err:  # a required field is missing
+        raise ValueError(f"{source}: {err}") from None
+
+
+def _resolve_hook(spec: str, source: str) -> ItemsHook:
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"{source}: items hook must look like 'package.module:function', got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"{source}: cannot import items hook {spec!r}: {err}") from None
+    return fn
+
+
+def load_task_file(path: str | Path) -> list[EvalTask]:
+    """Register the tasks of a YAML file (a mapping or a list of mappings with `EvalTask` fields)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise FileNotFoundError(f"{path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    entries = data if isinstance(data, list) else [data]
+    return [register(task_from_dict(d, f"{path} (task {i})")) for i, d in enumerate(entries)]
+
+
+# --------------------------------------------------------------------------------------------- built-in tasks
+
+for _task in (
+    EvalTask("group_caption", "generate", "Group captioning", "group_caption", max_new_tokens=32,
+             description="one caption that fits every image of a group (SAM Table 1a)"),
+    EvalTask("storytelling", "generate", "Storytelling", "storytelling", max_new_tokens=160,
+             description="a story across 3-5 images featuring named characters (SAM Table 1b)"),
+    EvalTask("change_caption", "generate", "Change captioning", "change_caption", max_new_tokens=48,
+             description="what changed between two images (SAM Table 3)"),
+    EvalTask("bison", "rank", "BISON", "bison", chance=50.0,
+             description="which of two images matches a caption (CaD-VI Table 1)"),
+    EvalTask("svo", "rank", "SVO", "svo", chance=50.0,
+             description="which of two images shows a subject-verb-object triplet (CaD-VI Table 1)"),
+    EvalTask("nlvr2", "rank", "NLVR2", "nlvr2", chance=50.0,
+             description="is a statement about two images true or false (CaD-VI Table 1)"),
+    EvalTask("eqben", "pair_match", "EQBEN", "eqben", chance=25.0,
+             description="match two images to two minimally different texts; both must be right (CaD-VI Table 1)"),
+    EvalTask("cola", "pair_match", "COLA", "cola", chance=25.0,
+             description="match two images to two attribute-swapped texts; both must be right (CaD-VI Table 1)"),
+    EvalTask("vqa_options", "rank", "VQA (options)", "vqa_options", chance=25.0,
+             description="zero-shot multiple-choice questions about 1-3 images, 4 options"),
+    EvalTask("cad", "judge", "CaD summary", "cad", default_n=50, max_new_tokens=160,
+             description="commonalities-and-differences summary of two images, LLM-judged 0-5 (CaD-VI Table 2)"),
+    EvalTask("cad_qa", "judge", "CaD-QA", "cad_qa", default_n=50, max_new_tokens=64,
+             description="open questions on what two images share or not, LLM-judged 0-5 (CaD-VI Table 2)"),
+):
+    register(_task)
+
+__all__ = ["EVAL_TASKS", "EvalTask", "Item", "KINDS", "load_task_file", "register", "task_from_dict"]

@@ -1,0 +1,69 @@
+"""`mmlink eval`, `mmlink report` and `mmlink bench` from the command line, on `tiny`."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from mmlink.cli import main
+
+
+def _eval(tmp_path, out, *extra):
+    return main(["eval", "--model", "tiny", "--task", "bison", "--task", "change_caption", "--out", str(out),
+                 "--data-dir", str(tmp_path / "data"), "--limit", "10", "--image-size", "32", "--max-new-tokens", "4",
+                 "--no-progress", *extra])
+
+
+def test_eval_then_report_over_two_runs(tmp_path, capsys):
+    assert _eval(tmp_path, tmp_path / "a") == 0
+    out = capsys.readouterr().out
+    assert "# Evaluation report" in out and "wrote" in out
+    assert _eval(tmp_path, tmp_path / "b", "--length-norm", "--label", "normed") == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["tasks"]["bison"]["scoring"] == "sum" and b["tasks"]["bison"]["scoring"] == "mean"
+    assert a["config"]["limit"] == 10 and a["config"]["tokenize"] == "simple"
+    # The same test set for both runs: ids agree.
+    ids = [{json.loads(line)["id"] for line in (tmp_path / d / "predictions.jsonl").open()} for d in "ab"]
+    assert ids[0] == ids[1] and len(ids[0]) == 20
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 0
+    table = capsys.readouterr().out
+    assert "normed" in table
+    rows = list(csv.DictReader((tmp_path / "cmp" / "comparison.csv").open()))
+    assert [r["run"] for r in rows] == ["tiny", "normed"]
+    assert float(rows[0]["bison/accuracy"]) == pytest.approx(a["tasks"]["bison"]["metrics"]["accuracy"])
+    assert float(rows[1]["change_caption/CIDEr"]) == pytest.approx(b["tasks"]["change_caption"]["metrics"]["CIDEr"])
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0
+
+
+def test_eval_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["eval", "--model", "tiny", "--task", "nope", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown eval task 'nope'" in err and "group_caption" in err
+    code = main(["eval", "--model", "tiny", "--task", "bison", "--out", str(tmp_path / "x"),
+                 "--data", "bison=" + str(tmp_path / "missing.jsonl")])
+    assert code == 2 and "missing.jsonl" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--model", "tiny", "--task", "bison", "--out", str(tmp_path / "x"), "--data", "no-equals"])
+    assert "TASK=PATH" in capsys.readouterr().err
+
+
+def test_eval_help_lists_every_task(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = capsys.readouterr().out
+    for name in ("group_caption", "storytelling", "change_caption", "bison", "svo", "nlvr2", "eqben", "cola",
+                 "vqa_options", "cad", "cad_qa", "--length-norm", "--judge-url"):
+        assert name in text
+
+
+def test_bench_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tiny", "--images", "2", "--new-tokens", "3", "--repeats", "1", "--warmup", "0",
+                 "--no-memory", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [(r["variant"], r["images"]) for r in result["rows"]] == [("base", 2), ("sam", 2)]
+    assert all(r["generated_tokens"] == [3] for r in result["rows"])  # one timed call, 3 tokens forced

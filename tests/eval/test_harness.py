@@ -1,0 +1,188 @@
+"""`mmlink eval` end to end on `tiny`: every registered task, resumability, user data, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmlink.eval.harness import EvalConfig, PredictionStore, evaluate, generate_answers, task_items
+from mmlink.eval.judge import Judge
+from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, load_task_file, pair_match_items, task_from_dict
+from mmlink.models import load
+
+
+class ScriptedBackend:
+    """A judge backend that rates every prediction 3, except that it never answers usably for `bad`."""
+
+    name = "fake-judge"
+    weak = False
+
+    def __init__(self, bad: str = "\u0000never"):
+        self.bad, self.calls = bad, 0
+
+    def complete(self, prompt: str) -> str:
+        self.calls += 1
+        return "I cannot tell." if self.bad in prompt else "Rating: 3"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, processor = load("tiny")
+    return model.eval(), processor
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return tmp_path_factory.mktemp("world")
+
+
+def _config(tmp_path, world, **kw):
+    return EvalConfig(out=str(tmp_path / "run"), data_dir=str(world), limit=10, image_size=32, batch_size=4,
+                      max_new_tokens=6, progress=False, **kw)
+
+
+def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
+    judge = Judge(ScriptedBackend(), tmp_path / "judge-cache")
+    names = EVAL_TASKS.names()
+    assert {"group_caption", "storytelling", "change_caption", "bison", "svo", "nlvr2", "eqben", "cola",
+            "vqa_options", "cad", "cad_qa"} <= set(names)
+    metrics = evaluate("tiny", names, _config(tmp_path, world), loaded=tiny, judge=judge)
+    out = tmp_path / "run"
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["format"] == "mmlink-eval-v1" and metrics["model"] == "tiny" and metrics["seed"] == 0
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    for name in names:
+        task, entry = EVAL_TASKS.get(name), metrics["tasks"][name]
+        assert entry["kind"] == task.kind and entry["n"] == 10, name
+        mine = [r for r in rows if r["task"] == name]
+        if task.kind == "generate":
+            assert set(entry["metrics"]) == {"ROUGE-L", "CIDEr", "BLEU-4"}
+            assert all(0 <= v <= 100 for v in entry["metrics"].values())
+            assert len(mine) == 10 and all(isinstance(r["text"], str) and r["refs"] for r in mine)
+        elif task.kind in ("rank", "pair_match"):
+            per_sample = {}
+            for r in mine:
+                assert r["correct"] == (r["choice"] == r["answer"]) and len(r["logprob"]) == len(r["tokens"])
+                per_sample.setdefault(r["sample"], []).append(r["correct"])
+            assert len(mine) == (20 if task.kind == "pair_match" else 10)
+            want = 100 * sum(all(v) for v in per_sample.values()) / len(per_sample)
+            assert entry["metrics"]["accuracy"] == pytest.approx(want)
+            assert entry["chance"] == task.chance and entry["scoring"] == "sum"
+        else:
+            assert entry["metrics"]["rating"] == 3.0
+            assert entry["judge"]["rated"] == 10 and entry["judge"]["failures"] == 0
+    report = (out / "report.md").read_text()
+    assert "| bison |" in report or "| bison " in report
+    assert "(chance 25)" in report and "(chance 50)" in report and "Group captioning" in report
+    assert "summed log-likelihood" in report
+
+
+def test_pair_match_needs_both_images_right_so_chance_is_a_quarter():
+    record = {"id": "s", "image": ["a.png", "b.png"], "conversations": [],
+              "meta": {"texts": {"A": "a red ball", "B": "a blue ball"}, "answer": "1-B, 2-A"}}
+    items = pair_match_items(record)
+    assert [(it.id, it.answer, it.candidates) for it in items] == [("s#1", "B", ["A", "B"]), ("s#2", "A", ["A", "B"])]
+    assert "Which text goes with Image 1?" in items[0].turns[0]["value"]
+    assert "Which text goes with Image 2?" in items[1].turns[0]["value"]
+    with pytest.raises(ValueError, match="meta.texts"):
+        pair_match_items({**record, "meta": {"texts": {"A": "x", "B": "y"}, "answer": "1-A, 2-A"}})
+
+
+def test_a_rerun_skips_finished_items_and_a_torn_line_is_dropped(tiny, tmp_path, world):
+    config = _config(tmp_path, world)
+    evaluate("tiny", ["change_caption"], config, loaded=tiny)
+    pred = tmp_path / "run" / "predictions.jsonl"
+    lines = pred.read_text().splitlines()
+    assert len(lines) == 10
+    # A crash mid-write: the last row is gone and half of another line is left behind.
+    pred.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:15])
+    calls = []
+    import mmlink.eval.harness as harness
+
+    original = harness.generate_answers
+
+    def counting(model, processor, items, max_new_tokens):
+        calls.append(len(items))
+        return original(model, processor, items, max_new_tokens)
+
+    harness.generate_answers = counting
+    try:
+        again = evaluate("tiny", ["change_caption"], config, loaded=tiny)
+    finally:
+        harness.generate_answers = original
+    assert calls == [1]  # only the lost item is answered again
+    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+    assert again["tasks"]["change_caption"]["n"] == 10
+
+
+def test_another_model_in_the_same_directory_is_refused(tiny, tmp_path, world):
+    evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=tiny)
+    with pytest.raises(ValueError, match="another run"):
+        evaluate("tiny", ["bison"], _config(tmp_path, world, length_norm=True), loaded=tiny)
+
+
+def test_batched_generation_equals_one_at_a_time(tiny, tmp_path, world):
+    model, processor = tiny
+    config = _config(tmp_path, world)
+    from mmlink.eval.harness import task_data
+
+    items = task_items(EVAL_TASKS.get("group_caption"), task_data(EVAL_TASKS.get("group_caption"), config), 4)
+    assert len({len(it.images) for it in items}) > 1  # different image counts -> different padding
+    together = generate_answers(model, processor, items, 8)
+    alone = [generate_answers(model, processor, [it], 8)[0] for it in items]
+    assert together == alone
+
+
+def test_user_data_and_a_yaml_task_with_a_hook(tiny, tmp_path, world):
+    data = tmp_path / "mine.jsonl"
+    img = sorted((world).glob("bison-*/images/*.png"))[:2]
+    assert len(img) == 2
+    records = [{"id": f"q{i}", "image": [str(p) for p in img],
+                "conversations": [{"from": "human", "value": "Image 1: <image>\nImage 2: <image>\nSame or not?"},
+                                  {"from": "gpt", "value": "same"}],
+                "meta": {"choices": ["same", "different"], "answer": "same"}} for i in range(3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = tmp_path / "task.yaml"
+    spec.write_text("name: same_or_not\nkind: rank\nchance: 50\ntitle: Same?\n")
+    (task,) = load_task_file(spec)
+    assert EVAL_TASKS.get("same_or_not") is task
+    metrics = evaluate("tiny", ["same_or_not"], _config(tmp_path, world, data={"same_or_not": str(data)}),
+                       loaded=tiny)
+    assert metrics["tasks"]["same_or_not"]["n"] == 3
+    assert metrics["tasks"]["same_or_not"]["data"] == str(data)
+
+    hooked = task_from_dict({"name": "hooked", "kind": "rank", "items": "mmlink.eval.tasks:rank_items"})
+    assert hooked.build_items(records[0])[0].candidates == ["same", "different"]
+    with pytest.raises(ValueError, match="unknown field"):
+        task_from_dict({"name": "x", "kind": "rank", "colour": 1})
+    with pytest.raises(ValueError, match="kind must be one of"):
+        EvalTask("x", "regress")
+    with pytest.raises(ValueError, match="cannot import"):
+        task_from_dict({"name": "x", "kind": "rank", "items": "nope.nothing:fn"})
+
+
+def test_record_errors_name_the_file_and_field(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"id": "r1", "image": ["a.png"], "conversations": [
+        {"from": "human", "value": "<image> which?"}, {"from": "gpt", "value": "x"}],
+        "meta": {"choices": ["a", "b"], "answer": "c"}}) + "\n")
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"bad.jsonl.*'r1'.*meta.answer"):
+        task_items(EVAL_TASKS.get("bison"), data, None)
+
+
+def test_prediction_store_round_trip(tmp_path):
+    store = PredictionStore(tmp_path / "p.jsonl")
+    store.append([{"task": "t", "id": "1", "text": "a"}, {"task": "u", "id": "1", "text": "b"}])
+    again = PredictionStore(tmp_path / "p.jsonl")
+    assert [r["text"] for r in again.rows("t")] == ["a"] and [r["text"] for r in again.rows("u")] == ["b"]
+
+
+def test_config_validation(tmp_path):
+    with pytest.raises(ValueError, match="batch_size"):
+        EvalConfig(out=str(tmp_path), batch_size=0)
+    with pytest.raises(ValueError, match="limit"):
+        EvalConfig(out=str(tmp_path), limit=0)
+    assert isinstance(Item("a", "a", [], []), Item)
