@@ -76,3 +76,37 @@ def test_mini_trainable_fraction_matches_the_sam_recipe(mini):
     assert trainable / total < 0.004  # 0.30% for this 172M-parameter model (paper: 0.05% of 7.9B)
     for p in model.parameters():
         p.requires_grad_(False)
+
+
+def test_the_trained_mini_weights_ship_small_and_chain_to_stage1():
+    import json
+
+    from safetensors import safe_open
+
+    from mmlink.models.presets import MINI_PRESETS, MINI_WEIGHTS, PRESETS
+
+    assert set(MINI_PRESETS) | {"mini-untrained", "tiny"} <= set(PRESETS.names())
+    total = 0
+    for variant in ("stage1", *(v for v in MINI_PRESETS.values() if v != "stage1")):
+        meta = json.loads((MINI_WEIGHTS / variant / "mmlink_delta.json").read_text())
+        assert meta["base"] == ("mini-untrained" if variant == "stage1" else "../stage1")
+        path = MINI_WEIGHTS / variant / "trainable.safetensors"
+        total += path.stat().st_size
+        with safe_open(path, "pt") as f:
+            names = list(f.keys())
+            assert all(f.get_slice(n).get_dtype() == "BF16" for n in names)
+        if variant == "stage1":
+            assert "query_tokens" in names and not any(n.startswith("sam.") for n in names)
+            assert not any("word_embeddings" in n for n in names)  # frozen MiniLM parts are not shipped
+        else:
+            assert meta["settings"]["sam_mode"] == {"base": "none"}.get(variant, variant)
+            assert "language_projection.weight" in names
+            assert any(n.startswith("sam.") for n in names) == (variant != "base")
+    assert total <= 50e6  # the bound on what ships
+
+
+def test_mini_is_full_sam_with_trained_layers(mini):
+    model, _ = mini
+    assert model.config.sam_mode == "bsg_adaptive"
+    sam = [p for n, p in model.named_parameters() if n.startswith("sam.")]
+    assert sam and any(p.abs().sum() > 0 for p in sam)  # zero-initialised, so non-zero means trained

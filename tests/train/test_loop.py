@@ -213,3 +213,17 @@ def test_cli_bad_config_is_one_line_exit_2(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("mmlink train: error: unknown config key") and "\n" not in err
     assert main(["train", "--config", str(config).replace("bad", "none")]) == 2
+
+
+def test_bf16_final_and_a_train_limit(data, tmp_path):
+    out = tmp_path / "o"
+    summary = train(cfg(data, out, max_steps=3, save_dtype="bfloat16", train_limit=4, save_every=2))
+    final = final_weights(out)
+    assert final and all(v.dtype == torch.bfloat16 for v in final.values())
+    ckpt = load_file(out / "checkpoints" / "step-000002" / "trainable.safetensors")
+    assert all(v.dtype == torch.float32 for v in ckpt.values())  # resumable checkpoints keep full precision
+    assert summary["epochs"] == pytest.approx(3 * 2 / 4)  # 3 steps of batch 2 over the 4 kept records
+    trained, _ = load(out / "final")  # a bf16 delta loads into the fp32 model
+    params = dict(trained.named_parameters())
+    for name, value in final.items():
+        assert params[name].dtype == torch.float32 and torch.equal(params[name].to(torch.bfloat16), value)

@@ -28,7 +28,7 @@ ROWS = (
 BASE, SAM = "mini-base", "mini"
 
 
-def run_ablation(out: str | Path, limit: int = 40, seed: int = 0, batch_size: int = 8, dtype: str = "bfloat16",
+def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: int = 8, dtype: str = "bfloat16",
                  tasks: Sequence[str] = TASKS, progress: bool = True, models: dict | None = None,
                  image_size: int = 224, max_new_tokens: int | None = None) -> dict:
     """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples"}``.
@@ -74,14 +74,16 @@ def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
 
 
 def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
-    """``k`` items answered by both the base and SAM: the first item of each of the first ``k`` tasks."""
+    """One item from each of the first ``k`` tasks: the first (by id) where both the base and SAM answered
+    something, else the first — an empty answer shows nothing to compare."""
     def rows(preset):
         return {(r["task"], r["id"]): r for r in map(json.loads, (out / preset / "predictions.jsonl").open())}
 
     base, sam = rows(BASE), rows(SAM)
     picked = []
     for task in list(tasks)[:k]:
-        key = sorted(kk for kk in base if kk[0] == task and kk in sam)[0]
+        keys = sorted(kk for kk in base if kk[0] == task and kk in sam)
+        key = next((kk for kk in keys if base[kk]["text"] and sam[kk]["text"]), keys[0])
         data = json.loads((out / BASE / "metrics.json").read_text())["tasks"][task]["data"]
         record = next(r for r in map(json.loads, open(data)) if r["id"] == key[1])
         picked.append({"task": task, "id": key[1], "images": [str(Path(data).parent / p) for p in record["image"]],
@@ -114,7 +116,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="runs/demo/ablation", metavar="DIR", help="output directory (resumable)")
-    p.add_argument("--limit", type=int, default=40, metavar="N", help="test samples per task (default 40)")
+    p.add_argument("--limit", type=int, default=30, metavar="N", help="test samples per task (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test sets (default 0)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="answers generated together (default 8)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16", help="model dtype (default bf16)")
