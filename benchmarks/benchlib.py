@@ -11,7 +11,6 @@ Import this module before ``torch``/``transformers``: it sets the environment th
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -19,7 +18,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict
 from typing import Callable
@@ -28,94 +26,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the presets are offline; never l
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import torch  # noqa: E402  (after the environment above, which transformers reads on import)
-from PIL import Image  # noqa: E402
+
+# Interleaved timing, the contention meter and the memory meter are the package's (`mmlink bench` uses them too).
+from mmlink.eval.bench import (  # noqa: E402,F401  (re-exported to the benchmark scripts)
+    BUSY_PCT,
+    OtherCpuLoad,
+    make_images,
+    measure_peak,
+    synchronize,
+    time_interleaved,
+)
 
 VARIANTS = {"base": "none", "SAM": "bsg_adaptive"}  # label -> sam_mode
-BUSY_PCT = 10.0  # flag a timing row when other processes used more than this share of the CPUs
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def make_images(n: int, size: int = 224, seed: int = 0) -> list[Image.Image]:
-    """``n`` deterministic random-noise RGB images (the same for every variant and every process)."""
-    gen = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (n, size, size, 3), generator=gen, dtype=torch.uint8)
-    return [Image.fromarray(p.numpy(), "RGB") for p in pixels]
-
-
-# --------------------------------------------------------------------------- timing
-
-
-class OtherCpuLoad:
-    """Share of the machine's CPU capacity used by *other* processes (and the hypervisor) during a block.
-
-    Timings on a shared machine are only as good as the machine is quiet; with all cores busy, torch's threads
-    wait for each other and a call can take several times longer. Linux only (``/proc/stat``); None elsewhere.
-    """
-
-    def __enter__(self):
-        self.pct = None
-        self._start = self._snapshot()
-        return self
-
-    def __exit__(self, *exc):
-        end = self._snapshot()
-        if self._start is not None and end is not None:
-            wall = end[0] - self._start[0]
-            busy = end[1] - self._start[1]  # all processes + steal, in seconds
-            own = end[2] - self._start[2]
-            self.pct = max(0.0, 100.0 * (busy - own) / (wall * (os.cpu_count() or 1)))
-        return False
-
-    @staticmethod
-    def _snapshot():
-        try:
-            with open("/proc/stat") as f:
-                ticks = [int(x) for x in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = ticks
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
 
 
 def is_busy(others_cpu_pct: float | None) -> bool:
     """Whether a measurement gets the ``*`` flag: other processes used more than ``BUSY_PCT`` of the CPUs."""
     return others_cpu_pct is not None and others_cpu_pct > BUSY_PCT
-
-
-def synchronize(device: str) -> None:
-    # CUDA calls return before the kernels finish; without this a timer would only measure the launch.
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int, device: str
-) -> dict[str, list[float]]:
-    """Seconds per call for each variant, measured in alternating order (A B, B A, A B, ...).
-
-    Interleaving spreads slow drifts of the machine (other load, CPU clocks) evenly over both variants, and
-    alternating who goes first cancels any advantage of running right after the other variant.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order = list(fns)
-    gc.collect()
-    for _ in range(repeats):
-        for name in order:
-            synchronize(device)
-            start = time.perf_counter()
-            fns[name]()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-        order.reverse()
-    return times
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:
@@ -127,85 +54,6 @@ def quartiles(values: list[float]) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- memory (runs in a fresh subprocess)
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def current_rss() -> int:
-    """Resident set size of this process in bytes (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-def _vm_hwm() -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
-
-
-class PeakRSS:
-    """Peak RSS of the whole process inside a ``with`` block.
-
-    Preferred: reset the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) on entry and read
-    ``VmHWM`` on exit — exact, no spike can be missed. Fallback: a thread sampling ``statm`` every millisecond.
-    """
-
-    def __init__(self, interval_s: float = 0.001):
-        self.interval_s = interval_s
-        self.peak = 0
-        self.method = ""
-
-    def __enter__(self):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            if _vm_hwm() > current_rss() + (64 << 20):  # reset did not take effect
-                raise OSError("VmHWM was not reset")
-            self.method = "kernel VmHWM (reset after load)"
-            return self
-        except OSError:
-            pass
-        self.method = f"sampling thread ({self.interval_s * 1000:g} ms)"
-        self._stop = threading.Event()
-        self.peak = current_rss()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, current_rss())
-                time.sleep(self.interval_s)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.method.startswith("kernel"):
-            self.peak = _vm_hwm()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, current_rss())
-        return False
-
-
-def measure_memory(device: str, work: Callable[[], object]) -> dict:
-    """Memory right after loading (now) and the peak while ``work()`` runs; call in a fresh process.
-
-    CPU: whole-process RSS (weights included); CUDA: ``torch.cuda`` allocated memory.
-    """
-    gc.collect()  # garbage from loading must not count as "after load"
-    if device.startswith("cuda"):
-        synchronize(device)
-        after_load, method = torch.cuda.memory_allocated(), "torch.cuda.max_memory_allocated"
-        torch.cuda.reset_peak_memory_stats()
-        work()
-        synchronize(device)
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        after_load = current_rss()
-        with PeakRSS() as meter:
-            work()
-        peak, method = meter.peak, meter.method
-    return {"after_load_bytes": after_load, "peak_bytes": peak, "method": method}
 
 
 def print_child_result(marker: str, spec: dict, measured: dict) -> None:

@@ -185,7 +185,7 @@ def memory_child(spec: dict) -> None:
         with torch.inference_mode():
             generate()
 
-    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_memory(device, work))
+    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_peak(device, work))
 
 
 @dataclass

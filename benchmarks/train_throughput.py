@@ -270,7 +270,7 @@ def memory_child(spec: dict) -> None:
         for _ in range(spec["steps"]):
             trainer.step()
 
-    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_memory(device, work))
+    benchlib.print_child_result(CHILD_MARKER, spec, benchlib.measure_peak(device, work))
 
 
 @dataclass

@@ -65,11 +65,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import re
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -99,6 +96,7 @@ from mmlink.data.world.text import (
     PATTERN_STEMS,
     describe_identity,
 )
+from mmlink.openai_compat import EndpointError, chat_completion
 from mmlink.registry import Registry
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
@@ -770,25 +768,16 @@ class OpenAICompatibleLLM(TextLLM):
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as e:
-            detail = e.read()[:500].decode("utf-8", "replace")
-            raise RuntimeError(f"OpenAI-compatible endpoint {self.url} answered HTTP {e.code}: {detail}") from e
-        except urllib.error.URLError as e:
-            raise RuntimeError(f"cannot reach OpenAI-compatible endpoint {self.url}: {e.reason}") from e
-        try:
-            return json.loads(payload)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise RuntimeError(
-                f"OpenAI-compatible endpoint {self.url} sent an unexpected reply: {payload[:300]!r}"
-            ) from e
+            return chat_completion(self.url, body, self.api_key_env, self.timeout)
+        except EndpointError as e:
+            if e.kind == "http":
+                message = f"OpenAI-compatible endpoint {self.url} answered HTTP {e.status}: {e.detail}"
+            elif e.kind == "unreachable":
+                message = f"cannot reach OpenAI-compatible endpoint {self.url}: {e.detail}"
+            else:
+                message = f"OpenAI-compatible endpoint {self.url} sent an unexpected reply: {e.detail}"
+            raise RuntimeError(message) from e
 
 
 # ============================================================================ step 2: background filling

@@ -77,7 +77,8 @@ def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
     """One item from each of the first ``k`` tasks: the first (by id) where both the base and SAM answered
     something, else the first — an empty answer shows nothing to compare."""
     def rows(preset):
-        return {(r["task"], r["id"]): r for r in map(json.loads, (out / preset / "predictions.jsonl").open())}
+        lines = (out / preset / "predictions.jsonl").read_text().splitlines()
+        return {(r["task"], r["id"]): r for r in map(json.loads, lines)}
 
     base, sam = rows(BASE), rows(SAM)
     picked = []
@@ -85,7 +86,7 @@ def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
         keys = sorted(kk for kk in base if kk[0] == task and kk in sam)
         key = next((kk for kk in keys if base[kk]["text"] and sam[kk]["text"]), keys[0])
         data = json.loads((out / BASE / "metrics.json").read_text())["tasks"][task]["data"]
-        record = next(r for r in map(json.loads, open(data)) if r["id"] == key[1])
+        record = next(r for r in map(json.loads, Path(data).read_text().splitlines()) if r["id"] == key[1])
         picked.append({"task": task, "id": key[1], "images": [str(Path(data).parent / p) for p in record["image"]],
                        "prompt": record["conversations"][0]["value"], "reference": base[key]["refs"][0],
                        "base": base[key]["text"], "sam": sam[key]["text"]})

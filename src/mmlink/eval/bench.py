@@ -192,7 +192,7 @@ def generate_fn(model, batch: dict, new_tokens: int, pad_token_id: int, counts: 
 # --------------------------------------------------------------------------- timing
 
 
-def _synchronize(device: str) -> None:
+def synchronize(device: str) -> None:
     # CUDA calls return before the kernels finish; without this the timer would only see the launch.
     if device.startswith("cuda"):
         import torch
@@ -239,16 +239,16 @@ def time_interleaved(fns: dict[str, Callable[[], None]], warmup: int, repeats: i
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    _synchronize(device)
+    synchronize(device)
     gc.collect()  # garbage of the warm-up must not be collected inside a timed call
     times: dict[str, list[float]] = {name: [] for name in fns}
     order = list(fns)
     for _ in range(repeats):
         for name in order:
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             fns[name]()
-            _synchronize(device)
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
         order.reverse()
     return times
@@ -257,7 +257,8 @@ def time_interleaved(fns: dict[str, Callable[[], None]], warmup: int, repeats: i
 # --------------------------------------------------------------------------- memory (in a fresh subprocess)
 
 
-def _rss() -> int:
+def current_rss() -> int:
+    """Resident set size of this process in bytes (Linux ``/proc/self/statm``)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -283,7 +284,7 @@ class PeakRSS:
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
-            if _vm_hwm() > _rss() + (64 << 20):  # the write was accepted but the mark was not reset
+            if _vm_hwm() > current_rss() + (64 << 20):  # the write was accepted but the mark was not reset
                 raise OSError("VmHWM was not reset")
             self.method = "peak RSS: kernel VmHWM, reset after loading"
             return self
@@ -291,11 +292,11 @@ class PeakRSS:
             pass
         self.method = f"peak RSS: sampling thread every {self.interval_s * 1000:g} ms"
         self._stop = threading.Event()
-        self.peak = _rss()
+        self.peak = current_rss()
 
         def sample() -> None:
             while not self._stop.is_set():
-                self.peak = max(self.peak, _rss())
+                self.peak = max(self.peak, current_rss())
                 time.sleep(self.interval_s)
 
         self._thread = threading.Thread(target=sample, daemon=True)
@@ -308,8 +309,31 @@ class PeakRSS:
         else:
             self._stop.set()
             self._thread.join()
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, current_rss())
         return False
+
+
+def measure_peak(device: str, work: Callable[[], object]) -> dict:
+    """Memory now (after loading) and the peak while ``work()`` runs; call it in a fresh process.
+
+    CPU: whole-process RSS (weights included); CUDA: ``torch.cuda`` allocated memory.
+    """
+    gc.collect()  # garbage from loading must not count as "after load"
+    if device.startswith("cuda"):
+        import torch
+
+        synchronize(device)
+        after_load, method = torch.cuda.memory_allocated(), "torch.cuda.max_memory_allocated"
+        torch.cuda.reset_peak_memory_stats()
+        work()
+        synchronize(device)
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        after_load = current_rss()
+        with PeakRSS() as meter:
+            work()
+        peak, method = meter.peak, meter.method
+    return {"after_load_bytes": after_load, "peak_bytes": peak, "method": method}
 
 
 def memory_child(spec: dict) -> dict:
@@ -323,20 +347,7 @@ def memory_child(spec: dict) -> dict:
     batch = make_batch(processor, spec["images"], device, next(model.parameters()).dtype)
     counts: list[int] = []
     work = generate_fn(model, batch, spec["new_tokens"], processor.pad_token_id, counts)
-    gc.collect()  # garbage from loading must not count as "after load"
-    if device.startswith("cuda"):
-        _synchronize(device)
-        after_load, method = torch.cuda.memory_allocated(), "torch.cuda.max_memory_allocated"
-        torch.cuda.reset_peak_memory_stats()
-        work()
-        _synchronize(device)
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        after_load = _rss()
-        with PeakRSS() as meter:
-            work()
-        peak, method = meter.peak, meter.method
-    return {"after_load_bytes": after_load, "peak_bytes": peak, "method": method, "generated_tokens": counts[0]}
+    return {**measure_peak(device, work), "generated_tokens": counts[0]}
 
 
 def measure_memory(

@@ -24,14 +24,14 @@ import json
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 from tqdm import tqdm
+
+from mmlink.openai_compat import EndpointError, chat_completion
 
 PROMPT_VERSION = "cadqa-judge-v1"
 MINI_LLM = "mini:SmolLM2-135M-Instruct"  # the default local judge: the `mini` presets' (frozen) LLM
@@ -164,27 +164,16 @@ class OpenAIBackend:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:300].strip()
-            raise JudgeBackendError(f"{self.endpoint} returned HTTP {e.code} {e.reason}: {detail}") from e
-        except (urllib.error.URLError, OSError) as e:  # refused, DNS, timeout
-            reason = getattr(e, "reason", e)
-            raise JudgeBackendError(f"{self.endpoint} unreachable: {reason}") from e
-        try:
-            content = json.loads(payload)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise JudgeBackendError(f"{self.endpoint} sent no chat completion: {payload[:300]!r}") from e
-        if not isinstance(content, str):
-            raise JudgeBackendError(f"{self.endpoint} sent a completion without text content: {content!r}")
-        return content
+            return chat_completion(self.endpoint, body, self.api_key_env, self.timeout)
+        except EndpointError as e:
+            if e.kind == "http":
+                message = f"{self.endpoint} returned HTTP {e.status} {e.reason}: {e.detail[:300]}"
+            elif e.kind == "unreachable":
+                message = f"{self.endpoint} unreachable: {e.detail}"
+            else:
+                message = f"{self.endpoint} sent no chat completion: {e.detail}"
+            raise JudgeBackendError(message) from e
 
 
 class LocalBackend:

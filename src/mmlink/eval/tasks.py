@@ -159,15 +159,11 @@ def pair_match_items(record: dict[str, Any]) -> list[Item]:
     return items
 
 
-def judge_items(record: dict[str, Any]) -> list[Item]:
-    return generate_items(record)
-
-
 _BUILDERS: dict[str, ItemsHook] = {
     "generate": generate_items,
     "rank": rank_items,
     "pair_match": pair_match_items,
-    "judge": judge_items,
+    "judge": generate_items,  # answered like generation, then rated
 }
 
 
