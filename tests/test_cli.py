@@ -144,6 +144,20 @@ def test_missing_required_argument_is_an_argparse_error(capsys):
     assert exit_.value.code == 2 and "--prompt" in capsys.readouterr().err
 
 
+def test_generate_dtype_defaults_to_auto(files, capsys):
+    from mmlink.runtime import choose_dtype
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{auto,float32,bfloat16,float16}" in text and "auto (default)" in text and "AVX512-BF16 or AMX" in text
+    # the default computes in what auto resolves to on this machine, and prints only the answer
+    assert _ok(capsys, _generate(files)) == _ok(capsys, _generate(files, "--dtype", choose_dtype("auto").name))
+    with pytest.raises(SystemExit) as exit_:
+        _generate(files, "--dtype", "bf16")
+    assert exit_.value.code == 2 and "'auto'" in capsys.readouterr().err
+
+
 def test_console_script_runs_help():
     script = shutil.which("mmlink") or shutil.which("mmlink", path=str(Path(sys.executable).parent))
     cmd = [script, "--help"] if script else [sys.executable, "-m", "mmlink.cli", "--help"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink import __version__
+from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
 
 PRESET_LINES = """presets:
   tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
@@ -57,7 +58,7 @@ examples:
         default=None,
         help="override the checkpoint's SAM variant (none = plain InstructBLIP)",
     )
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
     p.set_defaults(func=_run_generate)
 
 
@@ -209,7 +210,10 @@ def _run_synth_check(args: argparse.Namespace) -> int:
 TRAIN_EPILOG = """
 recipe (defaults, SAM §5 / InstructBLIP):
   AdamW beta=(0.9, 0.999), weight decay 0.05 (matrices only), lr 2e-5 with 240 linear warm-up steps then
-  cosine decay to 0 at max_steps, batch 20 per process, gradient clipping at 1.0, bf16 autocast.
+  cosine decay to 0 at max_steps, batch 20 per process, gradient clipping at 1.0, fp32 master weights.
+  mixed_precision: auto (default) = bf16 autocast only where the hardware computes bf16 natively (a CUDA GPU
+  with bf16, a CPU with AVX512-BF16 or AMX), else none (fp32); no, bf16, fp16 are used as given. The choice
+  and its reason are recorded in train_summary.json.
   trainable: sam (default: SAM's new linears + language projection; vision, Q-Former and LLM frozen),
   projection, qformer (query tokens + Q-Former + SAM + projection), all, or a list of parameter-name prefixes.
   The loss is the summed token cross-entropy over the global batch divided by its number of target tokens
@@ -259,8 +263,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else (
             "required" if f.default_factory is dataclasses.MISSING else f.default_factory())
+        note = (" (bf16 autocast only where the hardware computes bf16 natively; see below)"
+                if f.name == "mixed_precision" else "")
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"set_{f.name}", metavar="VALUE", default=None,
-                           help=f"(default: {default})")
+                           help=f"(default: {default}){note}")
     p.set_defaults(func=_run_train)
 
 
@@ -278,7 +284,8 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     print(
         f"trained {summary['steps']} steps in {summary['time_s']:.1f} s ({summary['samples_per_s']:.1f} samples/s); "
-        f"final train loss {summary['final_train_loss']:.4f}; model in {summary['final_dir']}"
+        f"final train loss {summary['final_train_loss']:.4f}; autocast {summary['mixed_precision']}; "
+        f"model in {summary['final_dir']}"
     )
     return 0
 
@@ -390,7 +397,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
     p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
                    help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="model dtype (default fp32)")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto",
+                   help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
     p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
                    help="override the model's SAM variant")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")

@@ -8,7 +8,7 @@ from typing import Literal, Sequence
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from mmlink.runtime import choose_dtype
 
 
 @dataclass
@@ -67,17 +67,23 @@ def run(
     images: Sequence[str],
     prompt: str,
     settings: GenerationSettings,
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
     sam_mode: str | None = None,
 ) -> str:
-    """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths)."""
+    """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths).
+
+    ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively)."""
     from mmlink.models import load
 
     if not images:
         raise ValueError("give at least one --image")
     if not prompt.strip():
         raise ValueError("the prompt is empty (--prompt)")
+    choice = choose_dtype(dtype)  # unknown names fail before the model is loaded
     overrides = {} if sam_mode is None else {"sam_mode": sam_mode}
     m, processor = load(model, **overrides)
-    m = m.to(DTYPES[dtype])
+    device = str(next(m.parameters()).device)
+    if device != choice.capabilities.device:
+        choice = choose_dtype(dtype, device)
+    m = m.to(choice.dtype)
     return answer(m, processor, prompt, [Path(p) for p in images], settings)[0]

@@ -32,3 +32,17 @@ def test_table_rows_and_examples_come_from_the_runs(tmp_path):
         assert p["base"] == rows[p["id"]]["text"] and p["sam"] == sam[p["id"]]["text"]
         assert len(p["images"]) >= 2 and all(Path(i).is_file() for i in p["images"])
     assert result["paths"]["png"].exists() and result["paths"]["csv"].exists()
+    assert result["dtype"]["name"] == "float32" and result["dtype"]["requested"] == "float32"
+    assert "dtype float32 (requested float32)" in result["paths"]["md"].read_text()
+
+
+def test_the_command_defaults_to_auto_dtype():
+    import argparse
+    import inspect
+
+    from mmlink.eval.ablation import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    assert parser.parse_args(["ablation"]).dtype == "auto"
+    assert inspect.signature(run_ablation).parameters["dtype"].default == "auto"

@@ -45,6 +45,8 @@ def test_one_row_per_variant_and_image_count_with_forced_token_count():
         ratio = by_key[("linear", n)]["mean_s"] / by_key[("base", n)]["mean_s"]
         assert by_key[("linear", n)]["time_ratio"] == pytest.approx(ratio)
     assert result["torch_threads"] >= 1 and result["device"] in ("cpu", "cuda")
+    assert result["dtype"] == "float32" and result["dtype_choice"]["requested"] == "float32"
+    assert result["dtype_choice"]["reason"] == "requested float32" and result["cpu_capability"]
 
 
 def test_early_stop_is_refused(monkeypatch):
@@ -82,6 +84,13 @@ def test_bad_images_names_the_flag(capsys, bad):
     assert "--images" in err and "invalid" not in err  # our message, not argparse's generic one
 
 
+def test_bad_dtype_lists_valid_names(capsys):
+    with pytest.raises(ValueError, match="valid: auto, float32, bfloat16, float16"):
+        bench("tiny", "base", [1], new_tokens=2, repeats=1, warmup=0, dtype="bf16", memory=False)
+    err = _parse_error(capsys, "--dtype", "fp32")
+    assert "--dtype" in err and "'auto'" in err
+
+
 def test_bad_numbers_are_errors(capsys):
     assert parse_images("4,2,4") == [2, 4]
     with pytest.raises(ValueError, match="--images"):
@@ -105,7 +114,11 @@ def test_run_writes_json_and_prints_the_table(tmp_path, capsys):
     for key in ("model", "variants", "reference", "images", "new_tokens", "repeats", "warmup", "dtype", "device",
                 "torch_threads", "memory_method", "rows"):
         assert key in result, key
-    assert result["model"] == "tiny" and result["dtype"] == "float32" and result["new_tokens"] == 3
+    from mmlink.runtime import choose_dtype
+
+    auto = choose_dtype("auto", result["device"])  # --dtype auto by default, resolved for this machine
+    assert result["model"] == "tiny" and result["dtype"] == auto.name and result["new_tokens"] == 3
+    assert result["dtype_choice"] == auto.to_dict() and result["cpu_capability"] == auto.capabilities.cpu_capability
     assert [v["sam_mode"] for v in result["variants"]] == ["none", "bsg_adaptive"]
     assert len(result["rows"]) == 2 and result["rows"][0]["time_ratio"] == 1.0
     assert all(r["generated_tokens"] == [3] for r in result["rows"])

@@ -25,6 +25,11 @@ def test_eval_then_report_over_two_runs(tmp_path, capsys):
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert a["tasks"]["bison"]["scoring"] == "sum" and b["tasks"]["bison"]["scoring"] == "mean"
     assert a["config"]["limit"] == 10 and a["config"]["tokenize"] == "simple"
+    from mmlink.runtime import choose_dtype
+
+    # --dtype auto by default, resolved for this machine and recorded with its reason
+    assert a["config"]["dtype"] == "auto" and a["dtype"] == choose_dtype("auto").to_dict()
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["dtype"] == a["dtype"]["name"]
     # The same test set for both runs: ids agree.
     ids = [{json.loads(line)["id"] for line in (tmp_path / d / "predictions.jsonl").open()} for d in "ab"]
     assert ids[0] == ids[1] and len(ids[0]) == 20
@@ -67,3 +72,10 @@ def test_bench_from_the_command_line(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert [(r["variant"], r["images"]) for r in result["rows"]] == [("base", 2), ("sam", 2)]
     assert all(r["generated_tokens"] == [3] for r in result["rows"])  # one timed call, 3 tokens forced
+    from mmlink.runtime import choose_dtype
+
+    auto = choose_dtype("auto", "cpu").to_dict()
+    assert result["dtype"] == auto["name"] and result["dtype_choice"] == auto  # --dtype auto by default
+    assert result["cpu_capability"] == auto["cpu_capability"]
+    printed = capsys.readouterr().out
+    assert f"CPU capability {auto['cpu_capability']}" in printed and f"dtype: {auto['reason']}" in printed

@@ -34,6 +34,9 @@ def world(tmp_path_factory):
 
 
 def _config(tmp_path, world, **kw):
+    # float32 unless a test asks otherwise: the same numbers on every machine (auto is bf16 only on some CPUs), and
+    # evaluate casts the shared `tiny` fixture in place
+    kw = {"dtype": "float32", **kw}
     return EvalConfig(out=str(tmp_path / "run"), data_dir=str(world), limit=10, image_size=32, batch_size=4,
                       max_new_tokens=6, progress=False, **kw)
 
@@ -117,6 +120,38 @@ def test_another_model_in_the_same_directory_is_refused(tiny, tmp_path, world):
     evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=tiny)
     with pytest.raises(ValueError, match="another run"):
         evaluate("tiny", ["bison"], _config(tmp_path, world, length_norm=True), loaded=tiny)
+
+
+def test_run_json_and_metrics_record_the_dtype_choice(tmp_path, world, monkeypatch):
+    from mmlink import runtime
+
+    avx2 = runtime.Capabilities(device="cpu", cpu_capability="AVX2", avx512_bf16=False, amx=False)
+    amx = runtime.Capabilities(device="cpu", cpu_capability="AVX512", avx512_bf16=True, amx=True)
+    detected = [avx2]
+    monkeypatch.setattr(runtime.Capabilities, "detect", classmethod(lambda cls, device="cpu": detected[0]))
+    assert EvalConfig(out=str(tmp_path)).dtype == "auto"  # the default
+    config = _config(tmp_path, world, dtype="auto")
+    metrics = evaluate("tiny", ["bison"], config, loaded=load("tiny"))
+    out = tmp_path / "run"
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "float32"  # the resolved name: what the predictions were computed in
+    assert metrics["config"]["dtype"] == "auto"
+    assert metrics["dtype"] == runtime.choose_dtype("auto", capabilities=avx2).to_dict()
+    assert metrics["dtype"]["reason"] == "auto: CPU (AVX2) has no native bf16 (no AVX512-BF16/AMX) -> float32"
+    assert json.loads((out / "metrics.json").read_text())["dtype"] == metrics["dtype"]
+    assert "- Dtype: float32 (auto: CPU (AVX2)" in (out / "report.md").read_text()
+    # a re-run on the same machine matches run.json, and so does an explicit float32 there
+    evaluate("tiny", ["bison"], config, loaded=load("tiny"))
+    evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=load("tiny"))
+    # on a machine where auto means bfloat16 the predictions would differ: refused
+    detected[0] = amx
+    with pytest.raises(ValueError, match="another run.*dtype"):
+        evaluate("tiny", ["bison"], config, loaded=load("tiny"))
+
+
+def test_an_unknown_dtype_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16, float16"):
+        EvalConfig(out=str(tmp_path), dtype="bf16")
 
 
 def test_batched_generation_equals_one_at_a_time(tiny, tmp_path, world):

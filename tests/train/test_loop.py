@@ -196,6 +196,10 @@ def test_cli_train_writes_summary_samples_and_tensorboard(data, tmp_path, capsys
     summary = json.loads((out / "train_summary.json").read_text())
     assert set(SUMMARY_KEYS) <= set(summary)
     assert summary["steps"] == 3 and summary["samples_seen"] == 6 and summary["mixed_precision"] == "bf16"
+    choice = summary["mixed_precision_choice"]  # an explicit bf16 is honoured, on any CPU
+    assert choice["requested"] == "bf16" and choice["mixed_precision"] == "bf16" and choice["name"] == "bfloat16"
+    assert choice["reason"].startswith("requested bf16 autocast") and choice["device"] == "cpu"
+    assert choice["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert 0 < summary["trainable_fraction"] < 1
     assert summary["trainable_fraction"] == summary["trainable_params"] / summary["total_params"]
     assert summary["final_val_loss"] is not None and summary["samples_per_s"] > 0
@@ -204,6 +208,24 @@ def test_cli_train_writes_summary_samples_and_tensorboard(data, tmp_path, capsys
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert "trained 3 steps" in capsys.readouterr().out
     load(out / "final")  # loadable by the model loader
+
+
+@pytest.mark.parametrize("bf16_units, want", [(False, "no"), (True, "bf16")], ids=["avx2", "amx"])
+def test_auto_autocast_follows_the_hardware_and_is_recorded(data, tmp_path, monkeypatch, bf16_units, want):
+    from mmlink import runtime
+
+    fake = runtime.Capabilities(device="cpu", cpu_capability="AVX512" if bf16_units else "AVX2",
+                                avx512_bf16=bf16_units, amx=bf16_units)
+    monkeypatch.setattr(runtime.Capabilities, "detect", classmethod(lambda cls, device="cpu": fake))
+    assert TrainConfig(train_data="d.jsonl", out_dir="o").mixed_precision == "auto"  # the default
+    summary = train(cfg(data, tmp_path / "run", mixed_precision="auto", max_steps=1))
+    assert summary["mixed_precision"] == want
+    choice = summary["mixed_precision_choice"]
+    assert choice["requested"] == "auto" and choice["mixed_precision"] == want and choice["amx"] is bf16_units
+    assert choice["reason"].startswith("auto: CPU (")
+    assert choice["reason"].endswith("-> bf16 autocast" if bf16_units else "-> no autocast (float32)")
+    on_disk = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert on_disk["mixed_precision_choice"] == choice and on_disk["config"]["mixed_precision"] == "auto"
 
 
 def test_cli_bad_config_is_one_line_exit_2(data, tmp_path, capsys):

@@ -4,7 +4,9 @@ Every row is a preset trained by ``make train-mini`` (docs/mini_card.md): the ba
 fine-tuned on the Stage-2 pairs (+DATA), +LIN, +BSG, and full SAM (+BSG +AA). All rows answer the same held-out
 test sets (group captioning, storytelling, change captioning, generated once from the world's test split) and are
 scored with pycocoevalcap. The command prints the table, two answers of the base and of SAM side by side for the
-same images, and writes the table as markdown, CSV and a PNG bar chart.
+same images, and writes the table as markdown, CSV and a PNG bar chart. The dtype (``--dtype auto`` by default:
+bfloat16 only where the CPU/GPU computes it natively, else float32) is printed with its reason and recorded in every
+row's metrics.json and in comparison.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, write_comparison
+from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
 
 TASKS = ("group_caption", "storytelling", "change_caption")
 # (preset, +DATA, +BSG, +AA, +LIN) — the columns of SAM Table 2
@@ -28,12 +31,14 @@ ROWS = (
 BASE, SAM = "mini-base", "mini"
 
 
-def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: int = 8, dtype: str = "bfloat16",
+def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: int = 8, dtype: str = "auto",
                  tasks: Sequence[str] = TASKS, progress: bool = True, models: dict | None = None,
                  image_size: int = 224, max_new_tokens: int | None = None) -> dict:
-    """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples"}``.
+    """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples", "dtype"}``.
 
     ``models`` maps a row's preset to another model to load in its place (tests run every row on ``tiny``).
+    ``dtype``: see `mmlink.runtime.choose_dtype`; the result's ``dtype`` is the resolved choice
+    (`DtypeChoice.to_dict`, as recorded in each row's metrics.json).
     """
     from mmlink.eval.harness import EvalConfig, evaluate
 
@@ -48,7 +53,7 @@ def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: in
         evaluate((models or {}).get(preset, preset), list(tasks), config)
         runs.append(load_metrics(out / preset))
     paths = write_comparison(runs, out)
-    return {"runs": runs, "paths": paths, "examples": examples(out, tasks)}
+    return {"runs": runs, "paths": paths, "examples": examples(out, tasks), "dtype": runs[0].get("dtype")}
 
 
 def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
@@ -120,7 +125,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=30, metavar="N", help="test samples per task (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test sets (default 0)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="answers generated together (default 8)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16", help="model dtype (default bf16)")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -130,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                           progress=not args.no_progress)
     print(f"\nSAM Table 2 on the embedded world ({args.limit} test samples per task, scores x 100, "
           "pycocoevalcap, simple tokenization)\n")
+    if result["dtype"]:
+        print(f"dtype: {result['dtype']['name']} ({result['dtype']['reason']})\n")
     print(table(result["runs"]))
     print("\nTwo answers side by side, base vs SAM, for the same images:\n")
     print_examples(result["examples"])

@@ -25,6 +25,9 @@ What is measured, and how:
 CPU timings are noisy: other processes compete for the cores, so compare the ratios of one run rather than
 absolute times across runs. The share of CPU used by other processes during each timing block is recorded.
 
+dtype: ``auto`` (default) is bfloat16 only where the hardware computes it natively, else float32
+(`mmlink.runtime.choose_dtype`); the choice, its reason and the CPU capability are in the result and the report.
+
 Light to import: torch, transformers and the models are imported inside the functions.
 """
 
@@ -43,11 +46,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
+from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES, choose_dtype
+
 # Variant aliases of the command line; the raw sam_mode names are accepted as well.
 ALIASES = {"base": "none", "sam": "bsg_adaptive"}
 # The model's sam_mode values (mmlink.models.qformer.configuration.SAM_MODES; not imported: it pulls in torch).
 SAM_MODES = ("none", "linear", "bsg_mean", "bsg_adaptive")
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
 PAPER_TABLE4 = {
     "model": "InstructBLIP-Vicuna-7B vs SAM, GPU, 20-token answer",
     "time_s": {"InstructBLIP": 4.9, "SAM": 5.1},
@@ -68,6 +72,8 @@ time:   greedy generation of exactly --new-tokens tokens (min_new_tokens = max_n
 memory: a fresh subprocess per variant and image count loads the model and generates once; CPU: peak resident
         set size during generation (whole process, weights included; kernel VmHWM reset after loading);
         CUDA: torch.cuda.max_memory_allocated. --no-memory skips it.
+dtype:  --dtype auto (default) = bfloat16 only where the hardware computes it natively (CUDA with bf16, CPU
+        with AVX512-BF16 or AMX), else float32; the choice, its reason and the CPU capability are reported.
 
 CPU timings are noisy on a busy machine: compare ratios within one run."""
 
@@ -165,12 +171,13 @@ def make_batch(processor, n_images: int, device: str, dtype) -> dict:
 
 
 def load_variant(model: str, sam_mode: str, dtype_name: str, device: str):
-    """``(model, processor)`` of one variant, in eval mode, cast to ``dtype_name`` and moved to ``device``."""
-    from mmlink.generate import DTYPES
+    """``(model, processor)`` of one variant, in eval mode, cast to ``dtype_name`` (one of `DTYPE_NAMES`;
+    ``auto`` is resolved for ``device``) and moved to ``device``."""
     from mmlink.models import load
 
+    choice = choose_dtype(dtype_name, device)
     m, processor = load(model, sam_mode=sam_mode)
-    return m.eval().to(device=device, dtype=DTYPES[dtype_name]), processor
+    return m.eval().to(device=device, dtype=choice.dtype), processor
 
 
 def generate_fn(model, batch: dict, new_tokens: int, pad_token_id: int, counts: list[int]) -> Callable[[], None]:
@@ -351,7 +358,7 @@ def memory_child(spec: dict) -> dict:
 
 
 def measure_memory(
-    model: str, sam_mode: str, images: int, new_tokens: int, dtype: str = "float32", device: str = "cpu",
+    model: str, sam_mode: str, images: int, new_tokens: int, dtype: str = "auto", device: str = "cpu",
     threads: int | None = None,
 ) -> dict:
     """Run `memory_child` in a fresh interpreter (``python -m mmlink.eval.bench --memory-child SPEC``), so that
@@ -398,7 +405,7 @@ def bench(
     new_tokens: int = 20,
     repeats: int = 5,
     warmup: int = 1,
-    dtype: str = "float32",
+    dtype: str = "auto",
     memory: bool = True,
     *,
     device: str | None = None,
@@ -419,6 +426,9 @@ def bench(
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    choice = choose_dtype(dtype, device)
+    dtype = choice.name  # the variants and the memory subprocesses all use the resolved dtype
+    log(f"dtype {choice.name}: {choice.reason}")
     if threads:
         torch.set_num_threads(threads)
     ref_label = parsed[0][0]
@@ -478,6 +488,8 @@ def bench(
         "repeats": repeats,
         "warmup": warmup,
         "dtype": dtype,
+        "dtype_choice": choice.to_dict(),
+        "cpu_capability": choice.capabilities.cpu_capability,
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -516,7 +528,9 @@ def report_lines(result: dict) -> tuple[list[str], list[list[str]], list[str]]:
     gpu = f", GPU {result['gpu']}" if "gpu" in result else ""
     notes = [
         f"model {result['model']}, dtype {result['dtype']}, device {result['device']}{gpu}, "
-        f"{result['torch_threads']} torch thread(s) on {result['cpu_count']} logical CPU(s)",
+        f"{result['torch_threads']} torch thread(s) on {result['cpu_count']} logical CPU(s)"
+        + (f", CPU capability {result['cpu_capability']}" if result.get("cpu_capability") else ""),
+        *([f"dtype: {result['dtype_choice']['reason']}"] if result.get("dtype_choice") else []),
         f"time: {result['new_tokens']} generated tokens per answer (forced), {result['warmup']} warm-up + "
         f"{result['repeats']} interleaved call(s) per variant; ratios vs {result['reference']}",
     ]
@@ -589,7 +603,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="timed calls per variant and image count, interleaved (default 5)")
     p.add_argument("--warmup", type=_positive("--warmup", 0), default=1, metavar="N",
                    help="untimed calls per variant first (default 1)")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="model dtype (default float32)")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N",
                    help="torch intra-op threads (default: torch's choice)")

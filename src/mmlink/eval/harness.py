@@ -2,11 +2,13 @@
 
 Per run directory (``--out``):
 
-* ``run.json``          — the model and settings this directory belongs to (a re-run with another model is refused);
+* ``run.json``          — the model and settings this directory belongs to, with the resolved dtype (a re-run with
+  another model, or whose ``--dtype auto`` resolves differently on another machine, is refused);
 * ``predictions.jsonl`` — one line per answered item, appended and fsynced per batch: a killed run loses at most
   the batch in flight, and a re-run skips every ``(task, id)`` already there;
 * ``judgements.jsonl``  — judge tasks: the rating of each prediction (the judge caches its responses on disk);
-* ``metrics.json``      — scores per task with model, settings, config, commit and seed;
+* ``metrics.json``      — scores per task with model, settings, config, commit, seed and the dtype choice
+  (``dtype``: `mmlink.runtime.DtypeChoice.to_dict`, the resolved dtype, why, and the CPU/GPU facts behind it);
 * ``report.md``         — one table per task kind in the papers' layout.
 
 Data: each task reads the world's test set by default (synthesized once into ``--data-dir``, reused by every model
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
+from mmlink.runtime import DTYPE_NAMES, choose_dtype
 
 FORMAT = "mmlink-eval-v1"
 SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer")
@@ -44,7 +47,7 @@ class EvalConfig:
     length_norm: bool = False
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
     image_size: int = 224
     sam_mode: Optional[str] = None
     label: Optional[str] = None
@@ -68,8 +71,8 @@ class EvalConfig:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if self.tokenize not in ("simple", "ptb"):
             raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.dtype not in DTYPE_NAMES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -302,9 +305,11 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         net, processor = load(model, **overrides)
     else:
         net, processor = loaded
-    net = net.to(getattr(torch, config.dtype)).eval()
+    choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
+    net = net.to(choice.dtype).eval()
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
-    _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": config.dtype,
+    # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
+    _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
                               "seed": config.seed, "length_norm": config.length_norm})
     torch.manual_seed(config.seed)
 
@@ -330,6 +335,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         "seed": config.seed,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": cfg,
+        "dtype": choice.to_dict(),
         "tasks": metrics["tasks"],
     }
     _write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")

@@ -3,8 +3,8 @@
 Every evaluation run directory holds one ``metrics.json`` (``"format": "mmlink-eval-v1"``) with per-task scores
 (already x 100 for BLEU/ROUGE/CIDEr/accuracy; judge ratings are 0-5). This module turns it into:
 
-* `run_markdown` -- the per-run ``report.md``: a header (model, settings, commit, seed, config), then one table per
-  task kind in the papers' layout: generation tasks as SAM Table 1 (a column group ROUGE-L | CIDEr | BLEU-4 per
+* `run_markdown` -- the per-run ``report.md``: a header (model, settings, commit, seed, config, dtype), then one table
+  per task kind in the papers' layout: generation tasks as SAM Table 1 (a column group ROUGE-L | CIDEr | BLEU-4 per
   task, plus an Average group), closed-ended tasks (``rank``, ``pair_match``) as CaD-VI Table 1 (accuracy with the
   chance level beside it, plus how candidates were scored), judge tasks (mean rating, judge backend, a warning when
   the judge is weak).
@@ -191,6 +191,9 @@ def _header_lines(metrics: Mapping) -> list[str]:
     if metrics.get("created"):
         lines.append(f"- Created: {metrics['created']}")
     lines.append(f"- Config: {_kv(metrics.get('config'))}")
+    dtype = metrics.get("dtype")
+    if isinstance(dtype, Mapping) and dtype.get("name"):
+        lines.append(f"- Dtype: {dtype['name']} ({dtype.get('reason', 'no reason recorded')})")
     return lines
 
 
@@ -466,6 +469,8 @@ def compare(runs: Sequence[dict]) -> tuple[str, list[dict]]:
             parts.append(f"commit `{run['commit']}`")
         if run.get("seed") is not None:
             parts.append(f"seed {run['seed']}")
+        if isinstance(run.get("dtype"), Mapping) and run["dtype"].get("name"):
+            parts.append(f"dtype {run['dtype']['name']} ({run['dtype'].get('reason', 'no reason recorded')})")
         if run.get("_path"):
             parts.append(f"directory `{run['_path']}`")
         lines.append(f"- {name}: " + "; ".join(parts))

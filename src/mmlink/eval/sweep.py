@@ -9,7 +9,7 @@ A sweep file (YAML) names a training config, a grid over one or two settings, th
       sam_guide_layer: [2, 4, 6]
       sam_context_layer: [2, 4, 6]
     tasks: [group_caption, storytelling]
-    eval: {limit: 40, dtype: bfloat16}        # EvalConfig fields
+    eval: {limit: 40, dtype: auto}            # EvalConfig fields (dtype auto: bf16 only where native)
     plot: layers                              # layers (Fig. 6 heatmap over l <= k) | volume (Fig. 5 curve) | none
 
 ``plot: layers`` skips points with ``sam_context_layer < sam_guide_layer`` (the paper sweeps ``k >= l`` only).

@@ -5,7 +5,8 @@ Load it from a YAML or JSON file (`TrainConfig.from_file`), override single fiel
 ``ValueError``s naming the field — a typo never trains with a silent default.
 
 Defaults follow SAM §5 / InstructBLIP: AdamW β=(0.9, 0.999), weight decay 0.05, lr 2e-5, 240 linear warm-up steps
-then cosine decay to 0 at ``max_steps``, batch 20, gradient clipping at 1.0, bf16 autocast.
+then cosine decay to 0 at ``max_steps``, batch 20, gradient clipping at 1.0. Autocast: ``mixed_precision: auto``
+(default) is bf16 only where the hardware computes bf16 natively, else none (`mmlink.runtime.choose_mixed_precision`).
 
 ``trainable`` is either a named policy or a tuple of parameter-name prefixes:
 
@@ -65,7 +66,8 @@ class TrainConfig:
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
     max_grad_norm: float = 1.0  # 0 disables clipping
-    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    # auto: bf16 autocast where the hardware computes bf16 natively (CUDA with bf16, CPU with AVX512-BF16/AMX), else no
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     # periodic work (0 disables)
     eval_every: int = 500
     sample_every: int = 500

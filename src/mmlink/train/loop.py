@@ -40,6 +40,7 @@ from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import load_file, save_file
 from transformers import get_cosine_schedule_with_warmup
 
+from mmlink.runtime import choose_mixed_precision
 from mmlink.train.config import TrainConfig
 from mmlink.train.data import ConversationCollator, ConversationDataset, ShardedBatchSampler, count_targets
 
@@ -48,8 +49,9 @@ STATE_FILE = "trainer_state.json"
 SUMMARY_FILE = "train_summary.json"
 SUMMARY_KEYS = (
     "steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per_s", "global_batch_size",
-    "num_processes", "grad_accum", "mixed_precision", "trainable_params", "total_params", "trainable_fraction",
-    "initial_train_loss", "final_train_loss", "final_val_loss", "resumed_from_step", "final_dir", "config",
+    "num_processes", "grad_accum", "mixed_precision", "mixed_precision_choice", "trainable_params", "total_params",
+    "trainable_fraction", "initial_train_loss", "final_train_loss", "final_val_loss", "resumed_from_step", "final_dir",
+    "config",
 )
 
 
@@ -64,9 +66,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # torchrun on a machine without GPUs: tell accelerate to use CPU processes (gloo); `accelerate launch --cpu`
     # says so through ACCELERATE_USE_CPU.
     cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    precision = choose_mixed_precision(config.mixed_precision, _train_device())
     accelerator = Accelerator(
         cpu=cpu_processes,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=precision.mixed_precision,
         gradient_accumulation_steps=config.grad_accum,
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step, explicitly
     )
@@ -150,6 +153,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         accelerator.print(f"trainable parameters: {n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.4f}%)"
                           f" — policy {config.trainable!r}, {world} process(es), global batch "
                           f"{config.batch_size * world * config.grad_accum}")
+        accelerator.print(f"autocast: {precision.mixed_precision} ({precision.reason})")
     progress = None
     if is_main and config.progress:
         from tqdm.auto import tqdm
@@ -242,7 +246,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "global_batch_size": global_batch,
         "num_processes": world,
         "grad_accum": config.grad_accum,
-        "mixed_precision": config.mixed_precision,
+        "mixed_precision": precision.mixed_precision,
+        "mixed_precision_choice": {**precision.to_dict(), "mixed_precision": precision.mixed_precision},
         "trainable_params": n_trainable,
         "total_params": n_total,
         "trainable_fraction": n_trainable / n_total,
@@ -414,6 +419,14 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 # Settings that must not change between a run and its resumption (the data order and schedule depend on them).
 RESUME_KEYS = ("train_data", "model", "trainable", "seed", "batch_size", "grad_accum", "lr", "warmup_steps",
                "max_steps", "weight_decay", "betas")
+
+
+def _train_device() -> str:
+    """The device the Accelerator will train on: this process's GPU, unless there is none or CPU is forced."""
+    forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if forced_cpu or not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
 def check_resumable(state: dict, config: TrainConfig, world: int) -> None:
