@@ -10,6 +10,11 @@ from typing import Sequence
 from mmlink import __version__
 from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
 
+QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
+                 "or int4 (groups of 32, GGUF Q4_1's layout): 4x / 8x fewer weight bytes per decoded token")
+PLAIN_GENERATE_HELP = ("decode with transformers' generate instead of mmlink's static-cache greedy loop "
+                       "(the same tokens, slower; for comparison)")
+
 PRESET_LINES = """presets:
   tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
   mini            the embedded default: EfficientNet-Lite0 + MiniLM-initialised Q-Former + SmolLM2-135M-Instruct
@@ -59,6 +64,8 @@ examples:
         help="override the checkpoint's SAM variant (none = plain InstructBLIP)",
     )
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
+    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help=QUANTIZE_HELP)
+    p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.set_defaults(func=_run_generate)
 
 
@@ -75,7 +82,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     prompt = args.prompt.replace("\\n", "\n")
-    print(run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode))
+    print(run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode,
+              quantize=args.quantize, fast_greedy=not args.plain_generate))
     return 0
 
 
@@ -399,6 +407,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto",
                    help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
+    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help=QUANTIZE_HELP)
+    p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
                    help="override the model's SAM variant")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
@@ -428,7 +438,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     config = EvalConfig(
         out=args.out, data=data, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
         batch_size=args.batch_size, length_norm=args.length_norm, max_new_tokens=args.max_new_tokens,
-        tokenize=args.tokenize, dtype=args.dtype, image_size=args.image_size, sam_mode=args.sam_mode,
+        tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,
+        image_size=args.image_size, sam_mode=args.sam_mode,
         label=args.label, progress=not args.no_progress, judge_url=args.judge_url, judge_model=args.judge_model,
         judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
         judge_retries=args.judge_retries,

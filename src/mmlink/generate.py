@@ -49,7 +49,8 @@ class GenerationSettings:
 
 
 @torch.inference_mode()
-def answer(model, processor, prompts, images=None, settings: GenerationSettings | None = None) -> list[str]:
+def answer(model, processor, prompts, images=None, settings: GenerationSettings | None = None,
+           fast_greedy: bool = True) -> list[str]:
     """Answer one or several prompts (see `MmlinkQFormerProcessor` for the accepted forms) → list of strings."""
     settings = settings or GenerationSettings()
     batch = processor(prompts, images, padding_side="left")
@@ -58,7 +59,7 @@ def answer(model, processor, prompts, images=None, settings: GenerationSettings 
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["pixel_values"] = batch["pixel_values"].to(dtype)
     torch.manual_seed(settings.seed)
-    out = model.generate(**batch, **settings.generate_kwargs(processor.pad_token_id))
+    out = model.generate(**batch, **settings.generate_kwargs(processor.pad_token_id), fast_greedy=fast_greedy)
     return processor.batch_decode(out)
 
 
@@ -69,11 +70,14 @@ def run(
     settings: GenerationSettings,
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
     sam_mode: str | None = None,
+    quantize: str = "none",
+    fast_greedy: bool = True,
 ) -> str:
     """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths).
 
     ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively)."""
     from mmlink.models import load
+    from mmlink.models.quantize import quantize_llm
 
     if not images:
         raise ValueError("give at least one --image")
@@ -86,4 +90,5 @@ def run(
     if device != choice.capabilities.device:
         choice = choose_dtype(dtype, device)
     m = m.to(choice.dtype)
-    return answer(m, processor, prompt, [Path(p) for p in images], settings)[0]
+    quantize_llm(m.language_model, quantize)
+    return answer(m, processor, prompt, [Path(p) for p in images], settings, fast_greedy=fast_greedy)[0]

@@ -101,9 +101,9 @@ def test_a_rerun_skips_finished_items_and_a_torn_line_is_dropped(tiny, tmp_path,
 
     original = harness.generate_answers
 
-    def counting(model, processor, items, max_new_tokens):
+    def counting(model, processor, items, max_new_tokens, fast_greedy=True):
         calls.append(len(items))
-        return original(model, processor, items, max_new_tokens)
+        return original(model, processor, items, max_new_tokens, fast_greedy)
 
     harness.generate_answers = counting
     try:
@@ -216,3 +216,25 @@ def test_config_validation(tmp_path):
         EvalConfig(out=str(tmp_path), batch_size=0)
     with pytest.raises(ValueError, match="limit"):
         EvalConfig(out=str(tmp_path), limit=0)
+
+
+def test_plain_generate_and_the_static_cache_loop_give_the_same_predictions(tmp_path, world):
+    runs = {}
+    for fast in (True, False):
+        model, processor = load("tiny")
+        config = _config(tmp_path / str(fast), world, fast_greedy=fast)
+        evaluate("tiny", ["group_caption", "change_caption"], config, loaded=(model.eval(), processor))
+        runs[fast] = (tmp_path / str(fast) / "run" / "predictions.jsonl").read_text()
+    assert runs[True] == runs[False]
+
+
+def test_quantized_runs_are_recorded_and_not_mixed_with_dense_ones(tmp_path, world):
+    model, processor = load("tiny")
+    metrics = evaluate("tiny", ["change_caption"], _config(tmp_path, world, quantize="int8"),
+                       loaded=(model.eval(), processor))
+    assert metrics["quantization"]["scheme"] == "int8" and metrics["quantization"]["quantized"] > 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["quantize"] == "int8"
+    with pytest.raises(ValueError, match="another run"):  # a dense re-run into the same directory is refused
+        evaluate("tiny", ["change_caption"], _config(tmp_path, world), loaded=load("tiny"))
+    with pytest.raises(ValueError, match="quantize must be"):
+        _config(tmp_path, world, quantize="int2")

@@ -1,4 +1,5 @@
-"""Candidate ranking: the batched, left-padded, logits-trimmed score equals a log-likelihood computed by hand."""
+"""Candidate ranking: the batched, left-padded, logits-trimmed score equals a log-likelihood computed by hand, and
+each question's images go through the vision tower and the Q-Former once, whatever its number of candidates."""
 
 from __future__ import annotations
 
@@ -72,6 +73,85 @@ def test_a_question_scores_the_same_alone_and_in_a_batch(tiny, images):
         [images[1:], images[:1]], [["x", "yy"], ["cat", "a dog"]],
     )[1]
     torch.testing.assert_close(mixed.logprob, alone.logprob, rtol=1e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------ image features once per question
+
+# 3 questions x 4 candidates, with 2, 1 and 3 images: rows of one question share its images.
+TURNS = [
+    [{"from": "human", "value": "Image 1: <image>\nImage 2: <image>\nWhich one? Answer 1 or 2."}],
+    [{"from": "human", "value": "<image> Is it true?"}],  # no placeholder: the InstructBLIP layout, images first
+    [{"from": "human", "value": "A: <image> B: <image> C: <image>\nWhich is the odd one out?"}],
+]
+CANDS = [["1", "2", "neither of the two", "both"], ["True", "False", "maybe not at all", "no"], ["A", "B", "C", "none"]]
+T5_TEXT = dict(
+    model_type="t5", vocab_size=260, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+    decoder_start_token_id=0, pad_token_id=0, eos_token_id=2, feed_forward_proj="gated-gelu",
+)
+
+
+@pytest.fixture(scope="module", params=["decoder-only", "encoder-decoder"])
+def tiny_sam(request):
+    """Tiny models with random (not zero) SAM layers, so that an image's features depend on which images share its
+    question: a row given another question's images would score differently."""
+    overrides = {} if request.param == "decoder-only" else {"text_config": T5_TEXT}
+    model, processor = load("tiny", **overrides)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.sam.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model.eval(), processor
+
+
+def _question_images(images):
+    return [images[:2], images[2:], images[:3]]
+
+
+def _per_row_scores(model, processor, turns, images, candidates):
+    """The straightforward way: one row per candidate holding its question's images (pixel values per row, so the
+    vision tower and the Q-Former run once per candidate), right-padded, full logits."""
+    convs = [[*t, {"from": "gpt", "value": c}] for t, cs in zip(turns, candidates) for c in cs]
+    imgs = [im for im, cs in zip(images, candidates) for _ in cs]
+    batch = processor.encode_conversation(convs, imgs, padding_side="right")
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        if model.config.use_decoder_only_language_model:
+            logits, targets = model(**batch).logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
+        else:  # T5 shifts the labels into its decoder input itself
+            logits, targets = model(**batch, labels=labels).logits, labels
+    keep = targets != -100
+    token_logprob = torch.log_softmax(logits.double(), -1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    sums, counts = (token_logprob * keep).sum(1).tolist(), keep.sum(1).tolist()
+    out, row = [], 0
+    for cs in candidates:
+        out.append((sums[row : row + len(cs)], counts[row : row + len(cs)]))
+        row += len(cs)
+    return out
+
+
+def test_each_questions_images_run_once_through_the_vision_tower_and_the_qformer(tiny_sam, images):
+    model, processor = tiny_sam
+    seen = {"vision": [], "qformer": []}  # images per call
+    hooks = [
+        model.vision_model.register_forward_hook(lambda m, a, out: seen["vision"].append(out[0].shape[0])),
+        model.qformer.embeddings.register_forward_hook(lambda m, a, out: seen["qformer"].append(out.shape[0])),
+    ]
+    try:
+        result = score_candidates(model, processor, TURNS, _question_images(images), CANDS)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen == {"vision": [6], "qformer": [6]}  # 2 + 1 + 3 images, one call each, not 4 x 6 rows
+    assert [len(r.logprob) for r in result] == [4, 4, 4]
+
+
+def test_scores_equal_the_per_row_computation(tiny_sam, images):
+    model, processor = tiny_sam
+    imgs = _question_images(images)
+    result = score_candidates(model, processor, TURNS, imgs, CANDS)
+    for r, (want, counts) in zip(result, _per_row_scores(model, processor, TURNS, imgs, CANDS)):
+        assert r.tokens == counts
+        torch.testing.assert_close(r.logprob, want, rtol=1e-5, atol=1e-4)
 
 
 def test_length_norm_divides_by_the_candidates_own_token_count():

@@ -48,6 +48,8 @@ class EvalConfig:
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
+    quantize: Literal["none", "int8", "int4"] = "none"  # weight-only LLM quantization (mmlink.models.quantize)
+    fast_greedy: bool = True  # False: transformers' generate instead of the static-cache loop (same tokens)
     image_size: int = 224
     sam_mode: Optional[str] = None
     label: Optional[str] = None
@@ -71,6 +73,8 @@ class EvalConfig:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if self.tokenize not in ("simple", "ptb"):
             raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
+        if self.quantize not in ("none", "int8", "int4"):
+            raise ValueError(f"quantize must be none, int8 or int4, got {self.quantize!r}")
         if self.dtype not in DTYPE_NAMES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
 
@@ -168,7 +172,7 @@ def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
         yield ordered[i : i + size]
 
 
-def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int) -> list[str]:
+def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int, fast_greedy: bool = True) -> list[str]:
     """Greedy answers (KV cache) for a batch of items, left-padded in one `generate` call."""
     import torch
 
@@ -179,7 +183,7 @@ def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: in
     batch["pixel_values"] = batch["pixel_values"].to(dtype)
     with torch.inference_mode():
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                             pad_token_id=processor.pad_token_id)
+                             pad_token_id=processor.pad_token_id, fast_greedy=fast_greedy)
     return processor.batch_decode(out)
 
 
@@ -194,7 +198,7 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
     max_new = config.max_new_tokens or task.max_new_tokens
     for batch in _batches(todo, config.batch_size):
         if task.kind in ("generate", "judge"):
-            texts = generate_answers(model, processor, batch, max_new)
+            texts = generate_answers(model, processor, batch, max_new, config.fast_greedy)
             rows = [{"task": task.name, "id": it.id, "text": t, "refs": it.refs} for it, t in zip(batch, texts)]
         else:
             scored = score_candidates(model, processor, [it.turns for it in batch], [it.images for it in batch],
@@ -299,6 +303,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     import torch
 
     from mmlink.models import load
+    from mmlink.models.quantize import quantize_llm
 
     if loaded is None:
         overrides = {} if config.sam_mode is None else {"sam_mode": config.sam_mode}
@@ -307,10 +312,11 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         net, processor = loaded
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
     net = net.to(choice.dtype).eval()
+    quantized = quantize_llm(net.language_model, config.quantize).to_dict()
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
-                              "seed": config.seed, "length_norm": config.length_norm})
+                              "quantize": config.quantize, "seed": config.seed, "length_norm": config.length_norm})
     torch.manual_seed(config.seed)
 
     metrics_path = out / "metrics.json"
@@ -336,6 +342,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": cfg,
         "dtype": choice.to_dict(),
+        "quantization": quantized,
         "tasks": metrics["tasks"],
     }
     _write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")

@@ -5,7 +5,10 @@ Each candidate is scored as the model's log-likelihood of the candidate's tokens
 is divided by that candidate's own token count. Padding never enters the score — LAVIS averages a loss over the
 *padded* length, which favours short answers; here every sum and count runs over the candidate's real tokens only.
 
-All candidates of a batch of questions go through the model in one forward pass. For a decoder-only LLM the rows
+Each question's images go through the vision tower and the Q-Former once, however many candidates it has: the
+Q-Former's instruction comes from the human turns alone, so every candidate row of a question would get the same
+image features. The candidate rows are then encoded as text only and each row takes its question's features.
+All candidates of a batch of questions go through the LLM in one forward pass. For a decoder-only LLM the rows
 are left-padded (with explicit position ids, so a row's positions do not depend on its padding) and only the last
 ``max candidate length + 1`` positions' logits are computed, not the whole vocabulary over the whole prompt.
 """
@@ -42,27 +45,49 @@ def score_candidates(
     images: Sequence[Sequence[str | Path]],
     candidates: Sequence[Sequence[str]],
 ) -> list[CandidateScores]:
-    """Log-likelihood of every candidate of every question, one forward pass for the whole batch.
+    """Log-likelihood of every candidate of every question: each question's images through the vision tower and
+    the Q-Former once, all candidates through the LLM in one forward pass.
 
     turns: per question, the prompt (LLaVA turns ending with a human turn); images: per question, its image paths;
     candidates: per question, its answer strings. Returns one `CandidateScores` per question.
     """
     if not (len(turns) == len(images) == len(candidates)):
         raise ValueError(f"got {len(turns)} prompts, {len(images)} image lists, {len(candidates)} candidate lists")
+    paths = [[Path(p) for p in im] for im in images]
     convs, imgs, owner = [], [], []
-    for q, (t, im, cands) in enumerate(zip(turns, images, candidates)):
+    for q, (t, im, cands) in enumerate(zip(turns, paths, candidates)):
         if not cands:
             raise ValueError(f"question {q}: no candidates")
         for c in cands:
             convs.append([*t, {"from": "gpt", "value": c}])
-            imgs.append([Path(p) for p in im])
+            imgs.append(im)
             owner.append(q)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     decoder_only = model.config.use_decoder_only_language_model
-    batch = processor.encode_conversation(convs, imgs, padding_side="left" if decoder_only else "right")
+
+    # Steps 1–3 once per question: its prompt alone gives the pixel values and the Q-Former instruction (human turns
+    # only, so the same as in each of its candidate rows).
+    prompts = processor.encode_conversation([list(t) for t in turns], paths)
+    prompts = {k: v.to(device) for k, v in prompts.items()}
+    image_to_sample = model.image_to_sample(prompts["input_ids"], prompts["pixel_values"].shape[0])  # (n,) question
+    _, features = model.get_image_features(
+        prompts["pixel_values"].to(dtype),
+        prompts["qformer_input_ids"],
+        prompts["qformer_attention_mask"],
+        image_to_sample,
+    )  # (n, Q, Dl)
+    # Each candidate row takes its question's block of images, in order: the nonzero entries of (row, image) in
+    # row-major order list row 0's images, then row 1's, ... — the order of the rows' placeholders.
+    owner_t = torch.tensor(owner, device=device)  # (R,)
+    index = (owner_t[:, None] == image_to_sample[None, :]).nonzero()[:, 1]  # (Σ row images,)
+    row_features = features[index]  # (Σ row images, Q, Dl)
+
+    batch = processor.encode_conversation(
+        convs, imgs, padding_side="left" if decoder_only else "right", encode_images=False
+    )
     batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch["image_features"] = row_features
     labels = batch.pop("labels")  # (R, T) decoder-only; (R, T_ans) encoder-decoder
     if decoder_only:
         # Left padding puts every candidate at the end of its row: keep only the last L+1 positions' logits.

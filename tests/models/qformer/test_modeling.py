@@ -407,3 +407,36 @@ def test_processor_puts_answers_in_labels_for_an_encoder_decoder(instructblip_t5
     eos = processor.tokenizer.eos_token_id
     red, two_red = (processor.tokenizer(t, add_special_tokens=False).input_ids for t in ("red", "two red"))
     assert batch["labels"].tolist() == [red + [eos] + [-100] * 4, two_red + [eos]]
+
+
+# ------------------------------------------------------------------ precomputed image features
+
+
+def test_image_features_given_equal_the_pixel_values_path():
+    model = _randomise_sam(_tiny())
+    batch = _tiny_inputs([2, 1, 3])
+    n = batch["pixel_values"].shape[0]
+    with torch.no_grad():
+        want = model(**batch)
+        image_to_sample = model.image_to_sample(batch["input_ids"], n)
+        _, features = model.get_image_features(
+            batch["pixel_values"], batch["qformer_input_ids"], batch["qformer_attention_mask"], image_to_sample
+        )
+        got = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], image_features=features)
+    assert_close(got.logits, want.logits)
+    assert_close(got.image_features, want.image_features)
+    assert got.query_output is None  # steps 1–3 did not run
+
+
+def test_exactly_one_of_pixel_values_and_image_features():
+    model = _tiny()
+    batch = _tiny_inputs([2])
+    features = torch.zeros(2, Q, model.config.text_config.hidden_size)
+    with pytest.raises(ValueError, match="exactly one of pixel_values and image_features"):
+        model(**batch, image_features=features)
+    with pytest.raises(ValueError, match="exactly one of pixel_values and image_features"):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    with pytest.raises(ValueError, match="placeholders for 2 images"):  # the count is still checked
+        model(input_ids=batch["input_ids"], image_features=features[:1])
+    with pytest.raises(ValueError, match=r"image_features must be \(n, 4, 32\)"):
+        model(input_ids=batch["input_ids"], image_features=torch.zeros(2, Q + 1, 32))

@@ -238,3 +238,33 @@ def test_int_image_beside_placeholder_string(processor):
 def test_images_both_interleaved_and_separate(processor):
     with pytest.raises(ValueError, match="sample 0: pass images either interleaved"):
         processor([_img(0), "x"], [_img(1)])
+
+
+# ---------------------------------------------------------------------------------------------- text-only rows
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_encode_conversation_without_images_gives_the_same_text_rows(processor, tmp_path, side):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    _img(1).save(a)
+    _img(2).save(b)
+    convs = [
+        [{"from": "human", "value": "Image 1: <image>\nImage 2: <image>\nSame?"}, {"from": "gpt", "value": "no"}],
+        [{"from": "human", "value": "What is it?"}, {"from": "gpt", "value": "a square"}],  # images first
+    ]
+    with_images = processor.encode_conversation(convs, [[a, b], [a]], padding_side=side)
+    text_only = processor.encode_conversation(convs, [[a, b], [a]], padding_side=side, encode_images=False)
+    assert sorted(text_only.keys()) == ["attention_mask", "input_ids", "labels"]
+    for key in text_only:
+        assert torch.equal(text_only[key], with_images[key]), key
+
+
+def test_encode_conversation_without_images_counts_but_does_not_load_them(processor, tmp_path):
+    missing = tmp_path / "never-written.png"
+    turns = [{"from": "human", "value": "<image> and <image>?"}]
+    batch = processor.encode_conversation([turns], [[missing, missing]], encode_images=False)
+    assert int((batch["input_ids"] == IMG).sum()) == 2 * Q  # not loaded, yet placed
+    with pytest.raises(ValueError, match="conversation 0: 2 <image> placeholder"):
+        processor.encode_conversation([turns], [[missing]], encode_images=False)
+    with pytest.raises(ValueError, match="max_images"):
+        processor.encode_conversation([turns], [[missing] * 9], encode_images=False)

@@ -9,6 +9,10 @@ The whole forward pass lives here, in numbered steps:
 4. LLM: each image's Q vectors replace its Q placeholder tokens in the prompt embeddings (for an encoder-decoder
    LLM such as Flan-T5 the prompt is the encoder's input and ``labels`` hold the answer alone).
 
+Steps 1–3 see only the images and their Q-Former instruction, never the LLM prompt: a caller that feeds the same
+images to several prompts (candidate ranking: one row per answer) runs them once with `get_image_features` and
+passes the result to ``forward(image_features=...)``, which then does step 4 alone.
+
 ``n`` is the number of images in the whole batch; which sample an image belongs to follows from the placeholders
 in ``input_ids`` (row-major order: sample 0's images first). SAM (paper §4, Eq. 1–6) runs as a second stream
 through the *same* Q-Former layer modules, batched over every image of the batch — no Python loop over images or
@@ -221,14 +225,33 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
 
     # ------------------------------------------------------------------ step 4
 
-    def _merge_inputs(self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask):
-        """Steps 1–4: prompt embeddings ``(B, T, Dl)`` with every image's query features at its placeholders."""
+    def _merge_inputs(
+        self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask, image_features=None
+    ):
+        """Steps 1–4: prompt embeddings ``(B, T, Dl)`` with every image's query features at its placeholders.
+
+        With ``image_features`` ``(n, Q, Dl)`` (already projected, as `get_image_features` returns them) steps 1–3
+        are skipped and the returned query output is None."""
+        if (pixel_values is None) == (image_features is None):
+            raise ValueError("pass exactly one of pixel_values and image_features")
+        if input_ids is None:
+            raise ValueError("input_ids is required")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        image_to_sample = self.image_to_sample(input_ids, pixel_values.shape[0])
-        query_output, image_features = self.get_image_features(
-            pixel_values, qformer_input_ids, qformer_attention_mask, image_to_sample
-        )
+        if image_features is None:
+            if qformer_input_ids is None:
+                raise ValueError("qformer_input_ids is required with pixel_values")
+            image_to_sample = self.image_to_sample(input_ids, pixel_values.shape[0])
+            query_output, image_features = self.get_image_features(
+                pixel_values, qformer_input_ids, qformer_attention_mask, image_to_sample
+            )
+        else:
+            # masked_scatter below only checks the element count: a wrong Q or Dl would shift every image silently.
+            want = (self.config.num_query_tokens, self.config.text_config.hidden_size)
+            if image_features.dim() != 3 or tuple(image_features.shape[1:]) != want:
+                raise ValueError(f"image_features must be (n, {want[0]}, {want[1]}), got {tuple(image_features.shape)}")
+            self.image_to_sample(input_ids, image_features.shape[0])  # the placeholders must match the n images
+            query_output = None
         is_image = input_ids == self.config.image_token_index  # (B, T)
         # Placeholder ids may lie outside the LLM vocabulary; their embeddings are overwritten anyway.
         inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))  # (B, T, Dl)
@@ -238,21 +261,26 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
-        qformer_input_ids: torch.Tensor,
-        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        qformer_input_ids: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
         qformer_attention_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
         **kwargs,
     ) -> MmlinkQFormerOutput:
         """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask ``(B, T)``
         with ``num_query_tokens`` placeholders per image; labels -100 where ignored — ``(B, T)`` for a decoder-only
-        LLM, the answer ``(B, T_ans)`` for an encoder-decoder one (which also takes ``decoder_*`` inputs)."""
+        LLM, the answer ``(B, T_ans)`` for an encoder-decoder one (which also takes ``decoder_*`` inputs).
+
+        Instead of pixel_values and qformer_*, ``image_features`` ``(n, Q, Dl)`` from `get_image_features` may be
+        given (exactly one of the two): steps 1–3 are skipped, so images shared by several rows run once, and the
+        output's ``query_output`` is None."""
         inputs_embeds, attention_mask, query_output, image_features = self._merge_inputs(
-            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask
+            pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask, image_features
         )
         if not self.config.use_decoder_only_language_model:
             kwargs.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
@@ -273,15 +301,24 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         input_ids: torch.Tensor,
         qformer_attention_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        fast_greedy: bool = True,
         **generate_kwargs,
     ) -> torch.LongTensor:
-        """Decode with the LLM's ``generate`` (KV cache; greedy, beam or sampling per ``generate_kwargs``).
+        """Decode the answer (KV cache; greedy, beam or sampling per ``generate_kwargs``).
 
-        Prompts must be left-padded. Returns only the new tokens ``(B * num_return_sequences, T_new)``.
+        Greedy decoding of a Llama-family LLM runs mmlink's static-cache loop (`mmlink.models.decoding`),
+        token-identical to ``generate`` and faster; everything else (and ``fast_greedy=False``) goes through the
+        LLM's own ``generate``. Prompts must be left-padded. Returns only the new tokens
+        ``(B * num_return_sequences, T_new)``.
         """
+        from mmlink.models.decoding import greedy_decode, greedy_plan
+
         inputs_embeds, attention_mask, _, _ = self._merge_inputs(
             pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask
         )
+        plan = greedy_plan(self.language_model, generate_kwargs) if fast_greedy else None
+        if plan is not None:
+            return greedy_decode(self.language_model, inputs_embeds, attention_mask, plan)
         return self.language_model.generate(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs
         )

@@ -220,6 +220,7 @@ class MmlinkQFormerProcessor:
         images: Sequence[Sequence[ImageLike]],
         *,
         padding_side: Literal["left", "right"] = "right",
+        encode_images: bool = True,
     ) -> BatchFeature:
         """Encode a batch of LLaVA-style conversations (``[{"from": "human"|"gpt", "value": str}, ...]``).
 
@@ -230,16 +231,24 @@ class MmlinkQFormerProcessor:
         when no conversation has a gpt turn). For one human + one gpt turn the ids equal
         ``self(prompt, images, targets=answer)``. Encoder-decoder LLMs: the last gpt turn is the target, every
         earlier turn is prompt.
+
+        ``encode_images=False`` gives the text rows alone (``input_ids``, ``attention_mask``, ``labels``, the same
+        as with images): the images are counted and checked against the placeholders but neither loaded nor
+        processed, and there are no ``pixel_values``/``qformer_*`` — for rows whose image features the caller
+        already has (`mmlink.eval.ranking` runs each question's images once for all its candidates).
         """
         if not conversations:
             raise ValueError("no conversations given")
         if len(images) != len(conversations):
             raise ValueError(f"got {len(conversations)} conversations but {len(images)} image lists")
-        encoded = [self._encode_turns(list(c), list(imgs), i) for i, (c, imgs) in enumerate(zip(conversations, images))]
+        encoded = [
+            self._encode_turns(list(c), list(imgs), i, encode_images)
+            for i, (c, imgs) in enumerate(zip(conversations, images))
+        ]
         with_labels = any(c and c[-1].get("from") == "gpt" for c in conversations)
-        return self._collate(encoded, padding_side, with_labels=with_labels)
+        return self._collate(encoded, padding_side, with_labels=with_labels, encode_images=encode_images)
 
-    def _encode_turns(self, turns: list[dict], imgs: list, index: int) -> _Encoded:
+    def _encode_turns(self, turns: list[dict], imgs: list, index: int, encode_images: bool = True) -> _Encoded:
         where = f"conversation {index}"
         if not turns or turns[0].get("from") != "human":
             raise ValueError(f"{where}: must start with a human turn")
@@ -251,7 +260,7 @@ class MmlinkQFormerProcessor:
         if n_placeholders not in (0, len(imgs)):
             raise ValueError(f"{where}: {n_placeholders} {IMAGE_PLACEHOLDER} placeholder(s) but {len(imgs)} image(s)")
         try:
-            loaded = load_images(imgs)
+            loaded = load_images(imgs) if encode_images else []  # the text needs only their number
         except (ValueError, FileNotFoundError) as err:
             raise type(err)(f"{where}: {err}") from None
         image_run = [self.image_token_index] * self.num_query_tokens
@@ -292,7 +301,9 @@ class MmlinkQFormerProcessor:
             labels = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
         return _Encoded(ids, labels, loaded, " ".join(instruction))
 
-    def _collate(self, encoded: list[_Encoded], side: str, with_labels: bool) -> BatchFeature:
+    def _collate(
+        self, encoded: list[_Encoded], side: str, with_labels: bool, encode_images: bool = True
+    ) -> BatchFeature:
         width = max(len(e.input_ids) for e in encoded)
 
         def pad(row: list[int], value: int) -> list[int]:
@@ -301,24 +312,23 @@ class MmlinkQFormerProcessor:
 
         input_ids = torch.tensor([pad(e.input_ids, self.pad_token_id) for e in encoded])
         attention_mask = torch.tensor([pad([1] * len(e.input_ids), 0) for e in encoded])
-        # One Q-Former row per image, repeating its sample's instruction.
-        instructions = [e.instruction for e in encoded for _ in e.images]
-        q = self.qformer_tokenizer(
-            instructions,
-            padding="longest",
-            truncation=True,
-            max_length=self.qformer_max_length,
-            return_tensors="pt",
-        )
-        images = [img for e in encoded for img in e.images]
-        pixel_values = self.image_processor(images, return_tensors="pt")["pixel_values"]
-        data = {
-            "pixel_values": pixel_values,  # (n, C, H, W)
-            "qformer_input_ids": q["input_ids"],  # (n, L)
-            "qformer_attention_mask": q["attention_mask"],  # (n, L)
-            "input_ids": input_ids,  # (B, T)
-            "attention_mask": attention_mask,  # (B, T)
-        }
+        data = {}
+        if encode_images:
+            # One Q-Former row per image, repeating its sample's instruction.
+            instructions = [e.instruction for e in encoded for _ in e.images]
+            q = self.qformer_tokenizer(
+                instructions,
+                padding="longest",
+                truncation=True,
+                max_length=self.qformer_max_length,
+                return_tensors="pt",
+            )
+            images = [img for e in encoded for img in e.images]
+            data["pixel_values"] = self.image_processor(images, return_tensors="pt")["pixel_values"]  # (n, C, H, W)
+            data["qformer_input_ids"] = q["input_ids"]  # (n, L)
+            data["qformer_attention_mask"] = q["attention_mask"]  # (n, L)
+        data["input_ids"] = input_ids  # (B, T)
+        data["attention_mask"] = attention_mask  # (B, T)
         if with_labels and self.is_encoder_decoder:
             answer_width = max(len(e.labels) for e in encoded)
             data["labels"] = torch.tensor([e.labels + [-100] * (answer_width - len(e.labels)) for e in encoded])
