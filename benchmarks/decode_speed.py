@@ -37,7 +37,7 @@ import torch
 
 from mmlink.eval.bench import OtherCpuLoad, make_images, make_prompt, synchronize, time_interleaved
 from mmlink.models import load
-from mmlink.models.decoding import GreedyPlan, greedy_decode
+from mmlink.models.decoding import GreedyPlan, greedy_decode, prepare_for_decoding
 from mmlink.models.quantize import quantize_llm
 from mmlink.runtime import choose_dtype
 
@@ -50,23 +50,24 @@ GEN_TASKS = ("group_caption", "storytelling", "change_caption")
 
 
 def stream_bandwidth(device: str, dtype: torch.dtype, megabytes: int = 256, repeats: int = 7) -> float:
-    """Bytes/s of a matrix-vector product over a ``megabytes`` weight (best of ``repeats``): what a decode step
-    can read at most."""
+    """Bytes/s of a matrix-vector product over a ``megabytes`` weight, the best of both weight layouts and
+    ``repeats`` calls: what a decode step can read at most."""
     cols = 4096
     rows = megabytes * 2**20 // (cols * torch.finfo(dtype).bits // 8)
     w = torch.randn(rows, cols, device=device).to(dtype)
     x = torch.randn(1, cols, device=device).to(dtype)
     best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        torch.nn.functional.linear(x, w)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
+    for weight in (w, w.t().contiguous().t()):  # row- and column-major storage of the same (rows, cols) weight
+        for _ in range(repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            torch.nn.functional.linear(x, weight)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
     return w.numel() * w.element_size() / best
 
 
-def matmul_peak(device: str, dtype: torch.dtype, sizes=(1024, 2048), repeats: int = 3) -> float:
+def matmul_peak(device: str, dtype: torch.dtype, sizes=(1024, 2048, 3072), repeats: int = 5) -> float:
     """FLOP/s of square matmuls (best over sizes and repeats)."""
     best = 0.0
     for n in sizes:
@@ -112,16 +113,15 @@ def prompt_embeds(model, processor, n_images: int, batch: int = 1):
     return embeds.to(dtype), mask
 
 
-def decoders(lm, embeds, mask, eos: int):
-    """Callables ``n -> None`` that decode exactly ``n`` tokens: plain ``generate`` and mmlink's loop."""
-    def plain(n):
-        lm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                    num_beams=1, pad_token_id=eos)
+def plain_decoder(lm, embeds, mask, eos: int):
+    """``n -> None``: transformers' ``generate``, exactly ``n`` greedy tokens."""
+    return lambda n: lm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                 do_sample=False, num_beams=1, pad_token_id=eos)
 
-    def fast(n):
-        greedy_decode(lm, embeds, mask, GreedyPlan(n, n, (eos,), eos))
 
-    return {"transformers generate": plain, "mmlink static cache": fast}
+def fast_decoder(lm, embeds, mask, eos: int):
+    """``n -> None``: mmlink's static-cache loop, exactly ``n`` greedy tokens."""
+    return lambda n: greedy_decode(lm, embeds, mask, GreedyPlan(n, n, (eos,), eos))
 
 
 def decode_rates(fns: dict, tokens: int, repeats: int, device: str) -> tuple[dict, float | None]:
@@ -284,10 +284,11 @@ def main(argv=None) -> int:
     roof = {dt: (stream_bandwidth(device, dt), matmul_peak(device, dt)) for dt in dtypes}
     if "roofline" in args.sections:
         print("## The machine's limits\n")
-        print(table(["dtype", "streaming bandwidth (matvec, 256 MB)", "matmul peak"],
+        print(table(["dtype", "streaming bandwidth (matvec, 256 MB, best layout)", "matmul peak"],
                     [[str(dt).removeprefix("torch."), f"{bw / 1e9:.1f} GB/s", f"{peak / 1e9:.0f} GFLOP/s"]
                      for dt, (bw, peak) in roof.items()]) + "\n")
     results["roofline"] = {str(dt): {"bandwidth": bw, "matmul_peak": peak} for dt, (bw, peak) in roof.items()}
+    bandwidth = max(bw for bw, _ in roof.values())  # the memory's rate: a slower dtype is a slower kernel
 
     model, processor = load("mini")
     model = model.eval().to(device)
@@ -297,20 +298,35 @@ def main(argv=None) -> int:
         print(f"## Batch-1 greedy decoding, `mini` with two images ({args.tokens} tokens, prefill excluded)\n")
         rows = []
         for dt in dtypes:
+            as_loaded = load("mini")[0].eval().to(device=device, dtype=dt)  # transformers' layout, untouched
             model.to(dt)
+            prepare_for_decoding(model.language_model)
             lm = model.language_model
             embeds, mask = prompt_embeds(model, processor, 2)
-            rates, busy = decode_rates(decoders(lm, embeds, mask, eos), args.tokens, args.repeats, device)
-            bound = roof[dt][0] / weight_bytes_per_token(lm)
+            fns = {"transformers generate": plain_decoder(as_loaded.language_model, embeds, mask, eos)}
+            if dt == torch.float32:  # the layout alone changes something only here
+                fns["transformers generate, mmlink layout"] = plain_decoder(lm, embeds, mask, eos)
+            fns["mmlink static cache + layout"] = fast_decoder(lm, embeds, mask, eos)
+            rates, busy = decode_rates(fns, args.tokens, args.repeats, device)
+            with torch.inference_mode():
+                same = torch.equal(greedy_decode(lm, embeds, mask, GreedyPlan(args.tokens, 0, (eos,), eos)),
+                                   as_loaded.language_model.generate(inputs_embeds=embeds, attention_mask=mask,
+                                                                     max_new_tokens=args.tokens, do_sample=False,
+                                                                     num_beams=1, pad_token_id=eos))
+            bound = bandwidth / weight_bytes_per_token(lm)
             base = rates["transformers generate"]
             for label, rate in rates.items():
                 rows.append([str(dt).removeprefix("torch."), label, f"{rate:.1f}", f"{bound:.1f}",
                              f"{rate / bound:.0%}", f"{rate / base:.2f}x" + busy_flag(busy)])
+            print(f"{str(dt).removeprefix('torch.')}: greedy tokens identical to plain generate: {same}")
             results.setdefault("decode", {})[str(dt)] = {"rates": rates, "bound": bound, "busy": busy,
-                                                         "prompt_tokens": embeds.shape[1]}
+                                                         "prompt_tokens": embeds.shape[1], "identical": same}
+            del as_loaded
+        print()
         print(table(["dtype", "decoder", "tokens/s", "bound", "of bound", "speed-up"], rows) + "\n")
 
     model.to(torch.float32)
+    prepare_for_decoding(model.language_model)
     lm = model.language_model
     if "batch" in args.sections:
         print(f"## Batched greedy decoding, float32, mmlink static cache ({args.tokens} tokens per sequence)\n")
@@ -374,7 +390,7 @@ def main(argv=None) -> int:
             measured, busy = decode_rates(fn, args.tokens, args.repeats, device)
             rate = rates[label] = measured[label]
             nbytes = weight_bytes_per_token(qlm)
-            rows.append([label, f"{nbytes / 1e6:.0f} MB", f"{rate:.1f}", f"{roof[torch.float32][0] / nbytes:.1f}",
+            rows.append([label, f"{nbytes / 1e6:.0f} MB", f"{rate:.1f}", f"{bandwidth / nbytes:.1f}",
                          f"{rate / rates['float32']:.2f}x" + busy_flag(busy), "" if report is None else f"{report.quantized} layers"])
         peer = llama_cpp_rate(torch.get_num_threads(), args.tokens, args.repeats)
         if peer is not None:

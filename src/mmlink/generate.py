@@ -77,6 +77,7 @@ def run(
 
     ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively)."""
     from mmlink.models import load
+    from mmlink.models.decoding import prepare_for_decoding
     from mmlink.models.quantize import quantize_llm
 
     if not images:
@@ -91,4 +92,5 @@ def run(
         choice = choose_dtype(dtype, device)
     m = m.to(choice.dtype)
     quantize_llm(m.language_model, quantize)
+    prepare_for_decoding(m.language_model)
     return answer(m, processor, prompt, [Path(p) for p in images], settings, fast_greedy=fast_greedy)[0]

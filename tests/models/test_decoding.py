@@ -135,3 +135,35 @@ def test_mini_answers_are_token_identical(dtype):
     plain = model.generate(**batch, fast_greedy=False, **kwargs)
     fast = model.generate(**batch, **kwargs)
     assert torch.equal(fast, plain)
+
+
+def test_prepare_for_decoding_changes_the_layout_not_the_model(tmp_path):
+    from torch.testing import assert_close
+
+    from mmlink.models.decoding import prepare_for_decoding
+
+    model, _ = load("tiny")
+    lm = model.language_model.eval()
+    lm.lm_head.weight = lm.get_input_embeddings().weight  # tied, as SmolLM2's
+    embeds, mask = _prompts(lm, [7, 4])
+    before = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    with torch.no_grad():
+        logits = lm(inputs_embeds=embeds, attention_mask=mask).logits
+    tokens = greedy_decode(lm, embeds, mask, GreedyPlan(10, 0, (), 0))
+
+    changed = prepare_for_decoding(lm)
+    attn, mlp = lm.model.layers[0].self_attn, lm.model.layers[0].mlp
+    assert {"model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj", "lm_head"} <= set(changed)
+    assert "model.layers.0.mlp.down_proj" not in changed  # (hidden, intermediate): K > N stays row-major
+    assert attn.q_proj.weight.stride() == (1, attn.q_proj.weight.shape[0])
+    assert mlp.down_proj.weight.is_contiguous()
+    assert lm.lm_head.weight is not lm.get_input_embeddings().weight  # the tied head got its own copy
+    for name, p in lm.named_parameters():
+        assert torch.equal(p, before.get(name, before["model.embed_tokens.weight"])), name
+    assert torch.equal(lm.lm_head.weight, lm.get_input_embeddings().weight)
+    with torch.no_grad():
+        assert_close(lm(inputs_embeds=embeds, attention_mask=mask).logits, logits)
+    assert torch.equal(greedy_decode(lm, embeds, mask, GreedyPlan(10, 0, (), 0)), tokens)
+    assert prepare_for_decoding(lm) == []  # idempotent
+    model.save_pretrained(tmp_path)  # still saves (no shared or overlapping storage)
+    assert prepare_for_decoding(load("tiny", dtype=torch.bfloat16)[0].language_model) == []  # bf16: row-major is faster

@@ -303,6 +303,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     import torch
 
     from mmlink.models import load
+    from mmlink.models.decoding import prepare_for_decoding
     from mmlink.models.quantize import quantize_llm
 
     if loaded is None:
@@ -313,6 +314,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
     net = net.to(choice.dtype).eval()
     quantized = quantize_llm(net.language_model, config.quantize).to_dict()
+    prepare_for_decoding(net.language_model)
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
