@@ -92,5 +92,6 @@ def run(
         choice = choose_dtype(dtype, device)
     m = m.to(choice.dtype)
     quantize_llm(m.language_model, quantize)
-    prepare_for_decoding(m.language_model)
+    if fast_greedy:  # --plain-generate: transformers' generate on the model exactly as loaded
+        prepare_for_decoding(m.language_model)
     return answer(m, processor, prompt, [Path(p) for p in images], settings, fast_greedy=fast_greedy)[0]

@@ -167,3 +167,5 @@ def test_prepare_for_decoding_changes_the_layout_not_the_model(tmp_path):
     assert prepare_for_decoding(lm) == []  # idempotent
     model.save_pretrained(tmp_path)  # still saves (no shared or overlapping storage)
     assert prepare_for_decoding(load("tiny", dtype=torch.bfloat16)[0].language_model) == []  # bf16: row-major is faster
+    lm.to(torch.bfloat16)  # cast after preparing: the columns go back to rows
+    assert set(prepare_for_decoding(lm)) == set(changed) and attn.q_proj.weight.is_contiguous()

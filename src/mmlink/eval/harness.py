@@ -314,7 +314,8 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
     net = net.to(choice.dtype).eval()
     quantized = quantize_llm(net.language_model, config.quantize).to_dict()
-    prepare_for_decoding(net.language_model)
+    if config.fast_greedy:  # --plain-generate: transformers' generate on the model exactly as loaded
+        prepare_for_decoding(net.language_model)
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,

@@ -100,28 +100,29 @@ class StaticKVCache:
 def prepare_for_decoding(lm) -> list[str]:
     """Lay out ``lm``'s linear weights for fast matrix-vector products, in place; returns the names changed.
 
-    Only float32 on a CPU changes: a weight ``(N, K)`` with ``K <= N`` (the projections out of the hidden state and
-    the LM head) is stored column-major — the same values and shape, so every result is as before, but ``x @ Wᵀ``
-    then reads it as one row-major ``(K, N)`` block, which the CPU's sgemm streams 1.3–2× faster when ``K`` is
-    the hidden size (measured by ``benchmarks/decode_speed.py``). bf16 kernels are faster row-major, and GPUs
-    need nothing: those are left alone. A tied LM head gets its own column-major copy (the input embedding keeps
-    row-major rows for its lookups), which costs the head's bytes once more. Inference entry points call this
-    (``mmlink eval``/``generate``); it is idempotent.
+    On a CPU in float32, a weight ``(N, K)`` with ``K <= N`` (the projections out of the hidden state and the LM
+    head) is stored column-major — the same values and shape, so every result is as before, but ``x @ Wᵀ`` then
+    reads it as one row-major ``(K, N)`` block, which the CPU's sgemm streams 1.3–2× faster when ``K`` is the
+    hidden size (measured by ``benchmarks/decode_speed.py``). Other dtypes' kernels are faster row-major, so a
+    model cast after an earlier call gets its row-major layout back; GPUs need nothing. A tied LM head gets its
+    own copy (the input embedding keeps row-major rows for its lookups), which costs the head's bytes once more.
+    Inference entry points call this (``mmlink eval``/``generate``); it is idempotent.
     """
     changed = []
     embed = lm.get_input_embeddings().weight
     for name, module in lm.named_modules():
         w = getattr(module, "weight", None)
-        if not isinstance(module, torch.nn.Linear) or w.device.type != "cpu" or w.dtype != torch.float32:
+        if not isinstance(module, torch.nn.Linear) or w.device.type != "cpu":
             continue
         n, k = w.shape
-        if k > n or w.stride() == (1, n):
+        want_columns = w.dtype == torch.float32 and k <= n
+        if w.is_contiguous() != want_columns or w.stride() == (1, 1):  # already laid out (or a 1×1 weight)
             continue
-        column_major = w.detach().t().contiguous().t()  # (N, K), strides (1, N)
+        laid_out = w.detach().t().contiguous().t() if want_columns else w.detach().contiguous()
         if w is embed:  # untie: the head reads the copy, the embedding keeps its rows
-            module.weight = torch.nn.Parameter(column_major, requires_grad=w.requires_grad)
+            module.weight = torch.nn.Parameter(laid_out, requires_grad=w.requires_grad)
         else:
-            w.data = column_major
+            w.data = laid_out
         changed.append(name)
     return changed
 
