@@ -40,7 +40,7 @@ from mmlink.eval.metrics import EmptyPredictionWarning
 
 from mmlink.eval.bench import OtherCpuLoad, make_images, make_prompt, synchronize, time_interleaved
 from mmlink.models import load
-from mmlink.models.decoding import GreedyPlan, greedy_decode, prepare_for_decoding
+from mmlink.models.decoding import GreedyPlan, PackedLinear, greedy_decode, prepare_for_decoding
 from mmlink.models.quantize import quantize_llm
 from mmlink.runtime import choose_dtype
 
@@ -88,9 +88,11 @@ def matmul_peak(device: str, dtype: torch.dtype, sizes=(1024, 2048, 3072), repea
 
 def weight_bytes_per_token(lm) -> int:
     """Bytes of weights one decode step reads: every parameter and buffer of the LLM but the input embedding (a
-    lookup reads one row) and the rotary tables; a tied LM head is counted once, as the head."""
+    lookup reads one row) and the rotary tables; a tied LM head is counted once, as the head. oneDNN-packed layers
+    count their weight's bytes."""
     embed = lm.get_input_embeddings().weight
-    total = 0
+    total = sum(m.in_features * m.out_features * torch.finfo(m.dtype).bits // 8 for m in lm.modules()
+                if isinstance(m, PackedLinear))
     for name, t in [*lm.named_parameters(), *lm.named_buffers()]:
         if t is embed or "rotary_emb" in name:
             continue
@@ -297,23 +299,26 @@ def main(argv=None) -> int:
     results["roofline"] = {str(dt): {"bandwidth": bw, "matmul_peak": peak} for dt, (bw, peak) in roof.items()}
     bandwidth = max(bw for bw, _ in roof.values())  # the memory's rate: a slower dtype is a slower kernel
 
-    model, processor = load("mini")
-    model = model.eval().to(device)
+    def mini(dtype, prepared: bool):
+        """A fresh `mini` in ``dtype``; ``prepared``: with the LLM's layers oneDNN-packed, as eval/generate run it."""
+        net = load("mini")[0].eval().to(device=device, dtype=dtype)
+        if prepared:
+            prepare_for_decoding(net.language_model)
+        return net
+
+    processor = load("mini")[1]
     eos = processor.tokenizer.eos_token_id
 
     if "decode" in args.sections:
         print(f"## Batch-1 greedy decoding, `mini` with two images ({args.tokens} tokens, prefill excluded)\n")
         rows = []
         for dt in dtypes:
-            as_loaded = load("mini")[0].eval().to(device=device, dtype=dt)  # transformers' layout, untouched
-            model.to(dt)
-            prepare_for_decoding(model.language_model)
+            as_loaded, model = mini(dt, prepared=False), mini(dt, prepared=True)
             lm = model.language_model
             embeds, mask = prompt_embeds(model, processor, 2)
-            fns = {"transformers generate": plain_decoder(as_loaded.language_model, embeds, mask, eos)}
-            if dt == torch.float32:  # the layout alone changes something only here
-                fns["transformers generate, mmlink layout"] = plain_decoder(lm, embeds, mask, eos)
-            fns["mmlink static cache + layout"] = fast_decoder(lm, embeds, mask, eos)
+            fns = {"transformers generate": plain_decoder(as_loaded.language_model, embeds, mask, eos),
+                   "transformers generate, packed": plain_decoder(lm, embeds, mask, eos),
+                   "mmlink static cache + packed": fast_decoder(lm, embeds, mask, eos)}
             rates, busy = decode_rates(fns, args.tokens, args.repeats, device)
             with torch.inference_mode():
                 same = torch.equal(greedy_decode(lm, embeds, mask, GreedyPlan(args.tokens, 0, (eos,), eos)),
@@ -328,12 +333,11 @@ def main(argv=None) -> int:
             print(f"{str(dt).removeprefix('torch.')}: greedy tokens identical to plain generate: {same}")
             results.setdefault("decode", {})[str(dt)] = {"rates": rates, "bound": bound, "busy": busy,
                                                          "prompt_tokens": embeds.shape[1], "identical": same}
-            del as_loaded
+            del as_loaded, model
         print()
         print(table(["dtype", "decoder", "tokens/s", "bound", "of bound", "speed-up"], rows) + "\n")
 
-    model.to(torch.float32)
-    prepare_for_decoding(model.language_model)
+    model = mini(torch.float32, prepared=True)
     lm = model.language_model
     if "batch" in args.sections:
         print(f"## Batched greedy decoding, float32, mmlink static cache ({args.tokens} tokens per sequence)\n")
@@ -352,8 +356,8 @@ def main(argv=None) -> int:
         images = processor([make_prompt(5)], [make_images(5)], padding_side="left").to(device)
         t = embeds.shape[1]
         cfg = lm.config
-        linear_params = sum(m.weight.numel() for n, m in lm.model.layers.named_modules()
-                            if isinstance(m, torch.nn.Linear))
+        linear_params = sum(m.in_features * m.out_features for m in lm.model.layers.modules()
+                            if isinstance(m, (torch.nn.Linear, PackedLinear)))
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         # matmuls of every layer for T tokens, causal attention (QKᵀ and AV over the lower triangle), one head row
         flops = 2 * t * linear_params + 2 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * t * (t + 1) \
