@@ -13,7 +13,7 @@ from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
 QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
                  "or int4 (groups of 32, GGUF Q4_1's layout): 4x / 8x fewer weight bytes per decoded token")
 PLAIN_GENERATE_HELP = ("decode with transformers' generate on the model exactly as loaded, instead of mmlink's "
-                       "static-cache greedy loop and CPU decode layout (the same tokens, slower; for comparison)")
+                       "static-cache greedy loop and oneDNN-packed CPU layers (the same tokens, slower; for comparison)")
 
 PRESET_LINES = """presets:
   tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)

@@ -49,7 +49,7 @@ class EvalConfig:
     tokenize: Literal["simple", "ptb"] = "simple"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
     quantize: Literal["none", "int8", "int4"] = "none"  # weight-only LLM quantization (mmlink.models.quantize)
-    fast_greedy: bool = True  # False: transformers' generate instead of the static-cache loop (same tokens)
+    fast_greedy: bool = True  # False: transformers' generate on the model as loaded (no static cache, no packing)
     image_size: int = 224
     sam_mode: Optional[str] = None
     label: Optional[str] = None

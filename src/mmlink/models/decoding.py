@@ -10,7 +10,9 @@ same as ``generate``'s greedy search. The attention calls mirror transformers' S
 when a padding mask is present in decoding, key/value heads repeated for a masked prefill.
 
 Supported: decoder-only Llama-architecture LLMs (SmolLM2, Vicuna, Llama 2/3) with greedy settings only
-(`greedy_plan` returns ``None`` for anything else, and the caller falls back to ``generate``).
+(`greedy_plan` returns ``None`` for anything else, and the caller falls back to ``generate``). On a CPU the matrix
+products themselves are the rest of the cost: `prepare_for_decoding` re-packs the LLM's linear layers for oneDNN
+(`PackedLinear`), which serves this loop, ``generate`` and prefill alike.
 
 Step by step:
 
