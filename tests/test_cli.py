@@ -165,3 +165,12 @@ def test_console_script_runs_help():
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "generate" in result.stdout and "usage: mmlink" in result.stdout
+
+
+def test_generate_plain_generate_and_quantized(files, capsys):
+    default = _ok(capsys, _generate(files, "--dtype", "float32"))
+    assert _ok(capsys, _generate(files, "--dtype", "float32", "--plain-generate")) == default
+    for scheme in ("int8", "int4"):
+        _ok(capsys, _generate(files, "--quantize", scheme))
+    with pytest.raises(SystemExit):
+        main(["generate", "--model", "tiny", "--image", str(files["a"]), "--prompt", "x", "--quantize", "int3"])
