@@ -289,7 +289,7 @@ def test_placeholder_image_mismatch_is_an_error():
     model = _tiny()
     batch = _tiny_inputs([2])
     batch["pixel_values"] = batch["pixel_values"][:1]
-    with pytest.raises(ValueError, match="placeholders for 2 images but pixel_values has 1"):
+    with pytest.raises(ValueError, match=r"placeholders for 2 images but pixel_values \(or image_features\) has 1"):
         model(**batch)
     batch = _tiny_inputs([1])
     batch["input_ids"][0, -1] = 260  # a stray placeholder

@@ -154,7 +154,8 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
         per_sample = counts // q  # (B,)
         if int(per_sample.sum()) != num_images:
             raise ValueError(
-                f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values has {num_images}"
+                f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values (or image_features) "
+                f"has {num_images}"
             )
         if per_sample.numel() and int(per_sample.max()) > self.config.max_images:
             raise ValueError(f"a sample has {int(per_sample.max())} images; max_images is {self.config.max_images}")
