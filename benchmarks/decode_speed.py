@@ -40,7 +40,7 @@ from mmlink.eval.metrics import EmptyPredictionWarning
 
 from mmlink.eval.bench import OtherCpuLoad, make_images, make_prompt, synchronize, time_interleaved
 from mmlink.models import load
-from mmlink.models.decoding import GreedyPlan, PackedLinear, greedy_decode, prepare_for_decoding
+from mmlink.models.decoding import GreedyPlan, PackedLinear, greedy_decode, ready_for_inference
 from mmlink.models.quantize import quantize_llm
 from mmlink.runtime import choose_dtype
 
@@ -301,9 +301,8 @@ def main(argv=None) -> int:
 
     def mini(dtype, prepared: bool):
         """A fresh `mini` in ``dtype``; ``prepared``: with the LLM's layers oneDNN-packed, as eval/generate run it."""
-        net = load("mini")[0].eval().to(device=device, dtype=dtype)
-        if prepared:
-            prepare_for_decoding(net.language_model)
+        net = load("mini")[0].to(device)
+        ready_for_inference(net, dtype, fast_greedy=prepared)
         return net
 
     processor = load("mini")[1]
@@ -402,13 +401,15 @@ def main(argv=None) -> int:
             rate = rates[label] = measured[label]
             nbytes = weight_bytes_per_token(qlm)
             rows.append([label, f"{nbytes / 1e6:.0f} MB", f"{rate:.1f}", f"{bandwidth / nbytes:.1f}",
-                         f"{rate / rates['float32']:.2f}x" + busy_flag(busy), "" if report is None else f"{report.quantized} layers"])
+                         f"{rate / rates['float32']:.2f}x" + busy_flag(busy),
+                         "" if report is None else f"{report.quantized} layers"])
         peer = llama_cpp_rate(torch.get_num_threads(), args.tokens, args.repeats)
         if peer is not None:
             rows.append(["llama.cpp Q4_1 (same GGUF)", "", f"{peer:.1f}", "", f"{peer / rates['float32']:.2f}x", ""])
         print(table(["weights", "bytes/token", "tokens/s", "bandwidth bound", "over float32", "quantized"], rows))
         if peer is not None:
-            print(f"\nmmlink int4 / llama.cpp: {rates['int4'] / peer:.0%}; int8 / llama.cpp: {rates['int8'] / peer:.0%}")
+            print(f"\nmmlink int4 / llama.cpp: {rates['int4'] / peer:.0%}; "
+                  f"int8 / llama.cpp: {rates['int8'] / peer:.0%}")
         else:
             print("\nllama.cpp: not installed (pip install llama-cpp-python to compare)")
         print()

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink import __version__
-from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
+from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES, QUANTIZE_SCHEMES
 
 QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
                  "or int4 (groups of 32, GGUF Q4_1's layout): 4x / 8x fewer weight bytes per decoded token")
 PLAIN_GENERATE_HELP = ("decode with transformers' generate on the model exactly as loaded, instead of mmlink's "
-                       "static-cache greedy loop and oneDNN-packed CPU layers (the same tokens, slower; for comparison)")
+                       "static-cache greedy loop and oneDNN-packed CPU layers (the same tokens, slower; "
+                       "for comparison)")
 
 PRESET_LINES = """presets:
   tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
@@ -64,7 +65,7 @@ examples:
         help="override the checkpoint's SAM variant (none = plain InstructBLIP)",
     )
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
-    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help=QUANTIZE_HELP)
+    p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.set_defaults(func=_run_generate)
 
@@ -407,7 +408,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto",
                    help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
-    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help=QUANTIZE_HELP)
+    p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
                    help="override the model's SAM variant")

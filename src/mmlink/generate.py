@@ -77,8 +77,7 @@ def run(
 
     ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively)."""
     from mmlink.models import load
-    from mmlink.models.decoding import prepare_for_decoding
-    from mmlink.models.quantize import quantize_llm
+    from mmlink.models.decoding import ready_for_inference
 
     if not images:
         raise ValueError("give at least one --image")
@@ -90,8 +89,5 @@ def run(
     device = str(next(m.parameters()).device)
     if device != choice.capabilities.device:
         choice = choose_dtype(dtype, device)
-    m = m.to(choice.dtype)
-    quantize_llm(m.language_model, quantize)
-    if fast_greedy:  # --plain-generate: transformers' generate on the model exactly as loaded
-        prepare_for_decoding(m.language_model)
+    ready_for_inference(m, choice.dtype, quantize, fast_greedy)
     return answer(m, processor, prompt, [Path(p) for p in images], settings, fast_greedy=fast_greedy)[0]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import torch
 
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+# weight-only LLM quantization (mmlink.models.quantize), named here so that the CLI needs no torch to list them
+QUANTIZE_SCHEMES = ("none", "int8", "int4")
 # training's autocast setting (accelerate's names) and the compute dtype each one means
 MIXED_PRECISION_NAMES = ("auto", "no", "bf16", "fp16")
 _MIXED_TO_DTYPE = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
-from mmlink.runtime import DTYPE_NAMES, choose_dtype
+from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype
 
 FORMAT = "mmlink-eval-v1"
 SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer")
@@ -73,8 +73,8 @@ class EvalConfig:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if self.tokenize not in ("simple", "ptb"):
             raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
-        if self.quantize not in ("none", "int8", "int4"):
-            raise ValueError(f"quantize must be none, int8 or int4, got {self.quantize!r}")
+        if self.quantize not in QUANTIZE_SCHEMES:
+            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_SCHEMES)}, got {self.quantize!r}")
         if self.dtype not in DTYPE_NAMES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
 
@@ -172,7 +172,8 @@ def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
         yield ordered[i : i + size]
 
 
-def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int, fast_greedy: bool = True) -> list[str]:
+def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int,
+                     fast_greedy: bool = True) -> list[str]:
     """Greedy answers (KV cache) for a batch of items, left-padded in one `generate` call."""
     import torch
 
@@ -303,8 +304,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     import torch
 
     from mmlink.models import load
-    from mmlink.models.decoding import prepare_for_decoding
-    from mmlink.models.quantize import quantize_llm
+    from mmlink.models.decoding import ready_for_inference
 
     if loaded is None:
         overrides = {} if config.sam_mode is None else {"sam_mode": config.sam_mode}
@@ -312,10 +312,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     else:
         net, processor = loaded
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
-    net = net.to(choice.dtype).eval()
-    quantized = quantize_llm(net.language_model, config.quantize).to_dict()
-    if config.fast_greedy:  # --plain-generate: transformers' generate on the model exactly as loaded
-        prepare_for_decoding(net.language_model)
+    quantized = ready_for_inference(net, choice.dtype, config.quantize, config.fast_greedy).to_dict()
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,

@@ -151,6 +151,20 @@ def prepare_for_decoding(lm) -> list[str]:
     return changed
 
 
+def ready_for_inference(model, dtype: torch.dtype, quantize: str = "none", fast_greedy: bool = True):
+    """What ``mmlink eval`` and ``mmlink generate`` do to a loaded model, in place: cast it to ``dtype`` (eval mode),
+    quantize its LLM (`mmlink.models.quantize.quantize_llm`), and — unless ``fast_greedy`` is off
+    (``--plain-generate``: transformers' ``generate`` on the model exactly as loaded) — pack the LLM's layers
+    (`prepare_for_decoding`). Returns the `QuantizationReport`."""
+    from mmlink.models.quantize import quantize_llm
+
+    model.to(dtype).eval()
+    report = quantize_llm(model.language_model, quantize)
+    if fast_greedy:
+        prepare_for_decoding(model.language_model)
+    return report
+
+
 def _forward(lm, x, cos, sin, cache: StaticKVCache, start: int, mask: torch.Tensor | None) -> torch.Tensor:
     """Run every layer on ``x (B, S, D)`` whose keys/values go to cache slots ``[start, start + S)``; attention reads
     slots ``[0, start + S)``. ``mask``: ``None`` (no padding: causal prefill / full decode) or bool ``(B, 1, S, K)``,
@@ -243,4 +257,4 @@ def greedy_decode(lm, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor 
 
 
 __all__ = ["GreedyPlan", "PackedLinear", "StaticKVCache", "greedy_decode", "greedy_plan", "prepare_for_decoding",
-           "supports"]
+           "ready_for_inference", "supports"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-SCHEMES = ("none", "int8", "int4")
+from mmlink.runtime import QUANTIZE_SCHEMES as SCHEMES
 
 
 class WeightOnlyLinear(nn.Module):
@@ -102,7 +102,8 @@ def quantize_llm(lm: nn.Module, scheme: str, group_size: int = 32) -> Quantizati
     if scheme == "none":
         return QuantizationReport(scheme, 0, 0, 0, 0)
     if any(p.device.type != "cpu" for p in lm.parameters()):
-        raise ValueError(f"--quantize {scheme} runs on the CPU only (torch's packed int kernels); move the model to cpu")
+        raise ValueError(f"--quantize {scheme} runs on the CPU only (torch's packed int kernels); "
+                         "move the model to cpu")
     targets = [(name, m) for name, m in lm.named_modules()
                if isinstance(m, nn.Linear) and (name == "lm_head" or ".layers." in f".{name}")]
     quantized = kept = before = after = 0
