@@ -63,3 +63,33 @@ def test_unknown_tower_lists_valid_names():
 
     with pytest.raises(ValueError, match="valid names: .*clip_vision_model"):
         build_vision_tower(BertConfig())
+
+
+def test_color_histograms_are_per_cell_fractions_in_the_right_bins():
+    from mmlink.models.vision import EfficientNetLiteVisionConfig
+
+    config = EfficientNetLiteVisionConfig(image_size=64, color_bins=4)
+    assert config.hidden_size == 1280 + 64
+    tower = build_vision_tower(config).eval()
+    mean, std = torch.tensor(config.image_mean).view(3, 1, 1), torch.tensor(config.image_std).view(3, 1, 1)
+    rgb = torch.zeros(3, 64, 64)
+    rgb[0, :, :32] = 1.0  # left half pure red, right half black
+    rgb[:, 48:, 32:] = 0.6  # bottom-right quarter of the right half mid-gray
+    pixel_values = ((rgb - mean) / std)[None]
+    hist = tower.color_histograms(pixel_values, (2, 2))  # (1, 64, 2, 2)
+    assert hist.shape == (1, 64, 2, 2)
+    assert torch.allclose(hist.sum(1), torch.ones(1, 2, 2))
+    red, black, gray = (3 * 4 + 0) * 4 + 0, 0, (2 * 4 + 2) * 4 + 2
+    assert hist[0, red, :, 0].tolist() == [1.0, 1.0]  # both left cells all red
+    assert hist[0, black, 0, 1] == 1.0  # top-right all black
+    assert hist[0, black, 1, 1] == 0.5 and hist[0, gray, 1, 1] == 0.5  # bottom-right: half black, half gray
+    feats = tower.patch_features(pixel_values)
+    assert feats.shape == (1, 4, 1344)
+    assert torch.equal(feats[0, :, 1280:], hist[0].flatten(1).T)  # cells in the CNN map's row-major order
+
+
+def test_color_bins_are_validated():
+    from mmlink.models.vision import EfficientNetLiteVisionConfig
+
+    with pytest.raises(ValueError, match="color_bins"):
+        EfficientNetLiteVisionConfig(color_bins=9)

@@ -84,11 +84,19 @@ def _build_siglip(config: PreTrainedConfig, feature_layer: int) -> nn.Module:
 # --------------------------------------------------------------------------- EfficientNet-Lite0
 
 
+EFFICIENTNET_LITE_WIDTH = 1280  # channels of the final map, the same for Lite0-4
+
+
 @strict
 class EfficientNetLiteVisionConfig(PreTrainedConfig):
     """EfficientNet-Lite from ``efficientnet-lite-pytorch``; ``extract_features`` gives ``(n, 1280, 7, 7)`` at 224 px.
 
     Lite models were trained on inputs scaled as ``(x * 255 - 127) / 128``, hence the mean/std below.
+
+    ``color_bins`` > 0 appends to every patch a histogram of its pixels' colours (``color_bins`` levels per RGB
+    channel, so ``color_bins**3`` fractions that sum to 1): ImageNet features keep an object's type and the scene's
+    place but discard much of its colour (a linear probe on the world reads a lone object's colour from them about
+    half the time; ``scripts/probe_vision.py``). ``hidden_size`` is derived: 1280 + ``color_bins**3``.
     """
 
     model_type = "mmlink_efficientnet_lite"
@@ -96,6 +104,7 @@ class EfficientNetLiteVisionConfig(PreTrainedConfig):
     variant: str = "efficientnet-lite0"
     image_size: int = 224
     hidden_size: int = 1280
+    color_bins: int = 0
     image_mean: list[float] | tuple[float, ...] = (127 / 255,) * 3
     image_std: list[float] | tuple[float, ...] = (128 / 255,) * 3
 
@@ -103,6 +112,9 @@ class EfficientNetLiteVisionConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if not self.variant.startswith("efficientnet-lite"):
             raise ValueError(f"vision_config.variant must name an EfficientNet-Lite model, got {self.variant!r}")
+        if isinstance(self.color_bins, bool) or not isinstance(self.color_bins, int) or not 0 <= self.color_bins <= 8:
+            raise ValueError(f"vision_config.color_bins must be an integer in [0, 8], got {self.color_bins!r}")
+        self.hidden_size = EFFICIENTNET_LITE_WIDTH + self.color_bins**3
 
 
 AutoConfig.register(EfficientNetLiteVisionConfig.model_type, EfficientNetLiteVisionConfig)
@@ -118,10 +130,35 @@ class EfficientNetLiteTower(nn.Module):
         self.net = EfficientNet.from_name(config.variant, image_size=config.image_size)
         self.net._fc = nn.Identity()  # the ImageNet classifier is never used
         self.hidden_size = config.hidden_size
+        self.color_bins = config.color_bins
+        self.register_buffer("pixel_mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
 
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        fmap = self.net.extract_features(pixel_values)  # (n, Dv, h, w)
+        fmap = self.net.extract_features(pixel_values)  # (n, 1280, h, w)
+        if self.color_bins:
+            fmap = torch.cat([fmap, self.color_histograms(pixel_values, fmap.shape[-2:]).to(fmap.dtype)], dim=1)
         return fmap.flatten(2).transpose(1, 2)  # (n, h*w, Dv)
+
+    def color_histograms(self, pixel_values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Per grid cell, the fraction of its pixels in each of ``color_bins**3`` RGB bins: (n, bins**3, h, w).
+
+        Pixel (y, x) belongs to cell (y * h // H, x * w // W) — adaptive average pooling's cells when h divides H.
+        One ``bincount`` over (image, cell, bin) keys: a one-hot tensor would be ``bins**3`` times the image.
+        """
+        b, (h, w) = self.color_bins, grid
+        n, _, height, width = pixel_values.shape
+        rgb = (pixel_values.float() * self.pixel_std + self.pixel_mean).clamp(0, 1)  # (n, 3, H, W) in [0, 1]
+        level = (rgb * b).long().clamp(max=b - 1)  # (n, 3, H, W)
+        color = (level[:, 0] * b + level[:, 1]) * b + level[:, 2]  # (n, H, W)
+        rows = torch.arange(height, device=color.device) * h // height
+        cols = torch.arange(width, device=color.device) * w // width
+        cell = rows[:, None] * w + cols[None, :]  # (H, W)
+        image = torch.arange(n, device=color.device)[:, None, None]
+        keys = (image * (h * w) + cell) * b**3 + color  # (n, H, W)
+        counts = torch.bincount(keys.flatten(), minlength=n * h * w * b**3).view(n, h * w, b**3).float()
+        fractions = counts / counts.sum(-1, keepdim=True)  # (n, h*w, bins**3)
+        return fractions.transpose(1, 2).reshape(n, b**3, h, w)  # (n, bins**3, h, w)
 
 
 @VISION_TOWERS.register(EfficientNetLiteVisionConfig.model_type)
