@@ -360,12 +360,14 @@ EVAL_EPILOG = """tasks:
 
 examples:
   mmlink eval --model mini --task group_caption --task storytelling --task change_caption --out runs/eval/mini
-  mmlink eval --model mini --task bison --task eqben --limit 200 --out runs/eval/closed --length-norm
+  mmlink eval --model mini --task bison --task eqben --limit 200 --out runs/eval/closed --option-scoring mean
+  mmlink eval --model mini --task vqa_options --out runs/eval/vqa --option-scoring generate --blind
   mmlink eval --model runs/my_ckpt --task cad_qa --judge-url http://localhost:8000/v1 --judge-model qwen --out o
   mmlink eval --model mini --task group_caption --data group_caption=my/data.jsonl --out runs/eval/mine
 
 outputs in --out: predictions.jsonl (appended per batch; a re-run skips finished items), judgements.jsonl,
-metrics.json (model, settings, config, commit, seed, scores), report.md (tables in the papers' layout)."""
+metrics.json (model, settings, config, commit, seed, scores, 95% bootstrap intervals "ci"), report.md (tables in
+the papers' layout); with --blind also blind/predictions.jsonl and, per task, "blind", "gap" and "gap_ci"."""
 
 
 def _data_pair(text: str) -> tuple[str, str]:
@@ -375,7 +377,15 @@ def _data_pair(text: str) -> tuple[str, str]:
     return task, path
 
 
+BLIND_HELP = ("blind control: answer the same items a second time with every image replaced by a flat gray "
+              "image of the processor's input size in the vision tower's normalisation mean (so the normalised "
+              "pixels are 0: no visual signal); its predictions go to OUT/blind/ (resumable), and metrics.json and "
+              "report.md add per task the blind scores and the gap real - blind with a paired 95%% bootstrap "
+              "interval. The real pass runs too, or is reused from OUT")
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from mmlink.eval.options import OPTION_SCORING_HELP, OPTION_SCORINGS
     from mmlink.eval.tasks import EVAL_TASKS
 
     tasks = "\n".join(f"  {n:<15} {EVAL_TASKS.get(n).kind:<11} {EVAL_TASKS.get(n).description}" for n in EVAL_TASKS)
@@ -401,8 +411,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="items per task (default: each task's own size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets and of decoding (default 0)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward/generate (default 8)")
-    p.add_argument("--length-norm", action="store_true",
-                   help="rank candidates by log-likelihood per token (default: summed log-likelihood)")
+    p.add_argument("--option-scoring", choices=OPTION_SCORINGS, default="sum", help=OPTION_SCORING_HELP)
+    p.add_argument("--blind", action="store_true", help=BLIND_HELP)
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
     p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
                    help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
@@ -438,7 +448,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--data names a task twice")
     config = EvalConfig(
         out=args.out, data=data, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
-        batch_size=args.batch_size, length_norm=args.length_norm, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
+        max_new_tokens=args.max_new_tokens,
         tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,
         image_size=args.image_size, sam_mode=args.sam_mode,
         label=args.label, progress=not args.no_progress, judge_url=args.judge_url, judge_model=args.judge_model,

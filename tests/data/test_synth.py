@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 import mmlink.data.synth as synth
 from mmlink.data.formats import read_dataset, to_hf_dataset
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.data.world.scene import COLORS, CONTEXTS, sample_identity, sample_scene
+from mmlink.data.world.scene import COLORS, CONTEXTS, rng_for, sample_identity, sample_scene, scene_from_dict
 
 FAKE_TASKS = ("fake_task", "fake_pixels", "fake_buggy")
 
@@ -109,6 +109,9 @@ def test_writes_a_valid_llava_dataset(fake, tmp_path):
     assert rec["image"] == [f"images/fake_task-val-s7-000003_{k}.png" for k in range(2)]
     assert rec["conversations"][0]["value"].startswith("Image 1: <image>\nImage 2: <image>\n")
     assert isinstance(rec["meta"]["n_things"], int) and len(rec["meta"]["contexts"]) == 2
+    # the scene graphs the images were drawn from travel with the record (facts are scored against them)
+    drawn = fake_task(rng_for("val", 7, 3, stream="fake_task"), "val").scenes
+    assert [scene_from_dict(d) for d in rec["meta"]["scenes"]] == drawn
     with Image.open(out / rec["image"][1]) as img:
         assert img.size == (32, 32) and img.mode == "RGB"
     assert read_dataset(out / "data.json")[0] == records
@@ -150,6 +153,18 @@ def test_images_from_the_sample_are_used(fake, tmp_path, monkeypatch):
     rec = read_dataset(tmp_path / "p" / "data.jsonl")[0][1]
     with Image.open(tmp_path / "p" / rec["image"][0]) as img:
         assert img.size == (30, 20)
+    assert "scenes" not in rec["meta"]  # no graphs were drawn: none are claimed
+
+
+def test_a_generator_may_not_set_meta_scenes(fake, tmp_path, monkeypatch):
+    def claims_scenes(rng, split):
+        sample = fake_task(rng, split)
+        sample.meta["scenes"] = []
+        return sample
+
+    monkeypatch.setitem(TASKS._items, "fake_task", claims_scenes)
+    with pytest.raises(ValueError, match="field 'meta.scenes' is reserved"):
+        _run(tmp_path / "x", n=1)
 
 
 def test_generator_bug_is_reported(fake, tmp_path):

@@ -20,10 +20,15 @@ def test_eval_then_report_over_two_runs(tmp_path, capsys):
     assert _eval(tmp_path, tmp_path / "a") == 0
     out = capsys.readouterr().out
     assert "# Evaluation report" in out and "wrote" in out
-    assert _eval(tmp_path, tmp_path / "b", "--length-norm", "--label", "normed") == 0
+    assert _eval(tmp_path, tmp_path / "b", "--option-scoring", "mean", "--blind", "--label", "normed") == 0
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert a["tasks"]["bison"]["scoring"] == "sum" and b["tasks"]["bison"]["scoring"] == "mean"
+    assert "blind" not in a["tasks"]["bison"]  # world-fact scores join the gap when both passes define them
+    assert set(b["tasks"]["change_caption"]["gap"]) - {"fact precision", "fact recall"} == {"ROUGE-L", "CIDEr",
+                                                                                            "BLEU-4"}
+    assert (tmp_path / "b" / "blind" / "predictions.jsonl").is_file() and b["config"]["blind"] is True
+    assert set(a["tasks"]["bison"]["ci"]) == {"accuracy"}
     assert a["config"]["limit"] == 10 and a["config"]["tokenize"] == "simple"
     from mmlink.runtime import choose_dtype
 
@@ -61,8 +66,11 @@ def test_eval_help_lists_every_task(capsys):
         main(["eval", "--help"])
     text = capsys.readouterr().out
     for name in ("group_caption", "storytelling", "change_caption", "bison", "svo", "nlvr2", "eqben", "cola",
-                 "vqa_options", "cad", "cad_qa", "--length-norm", "--judge-url"):
+                 "vqa_options", "cad", "cad_qa", "--option-scoring", "--blind", "--judge-url"):
         assert name in text
+    assert "--length-norm" not in text
+    flat = " ".join(text.split())  # help lines wrap with the terminal's width
+    assert "normalisation mean" in flat and "'unmatched'" in flat  # what the gray is, what generate counts
 
 
 def test_bench_from_the_command_line(tmp_path, capsys):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from mmlink.eval.harness import EvalConfig, PredictionStore, evaluate, generate_answers, task_items
 from mmlink.eval.judge import Judge
-from mmlink.eval.tasks import EVAL_TASKS, EvalTask, load_task_file, pair_match_items, task_from_dict
+from mmlink.eval.tasks import EVAL_TASKS, EvalTask, load_task_file, pair_match_items, register, task_from_dict
 from mmlink.models import load
 
 
@@ -36,9 +38,9 @@ def world(tmp_path_factory):
 def _config(tmp_path, world, **kw):
     # float32 unless a test asks otherwise: the same numbers on every machine (auto is bf16 only on some CPUs), and
     # evaluate casts the shared `tiny` fixture in place
-    kw = {"dtype": "float32", **kw}
+    kw = {"dtype": "float32", "max_new_tokens": 6, **kw}
     return EvalConfig(out=str(tmp_path / "run"), data_dir=str(world), limit=10, image_size=32, batch_size=4,
-                      max_new_tokens=6, progress=False, **kw)
+                      progress=False, **kw)
 
 
 def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
@@ -55,9 +57,9 @@ def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
         task, entry = EVAL_TASKS.get(name), metrics["tasks"][name]
         assert entry["kind"] == task.kind and entry["n"] == 10, name
         mine = [r for r in rows if r["task"] == name]
-        if task.kind == "generate":
-            assert set(entry["metrics"]) == {"ROUGE-L", "CIDEr", "BLEU-4"}
-            assert all(0 <= v <= 100 for v in entry["metrics"].values())
+        if task.kind == "generate":  # world data carries scene graphs: facts are scored too
+            assert set(entry["metrics"]) == {"ROUGE-L", "CIDEr", "BLEU-4", "fact precision", "fact recall"}
+            assert all(v is None or 0 <= v <= 100 for v in entry["metrics"].values())
             assert len(mine) == 10 and all(isinstance(r["text"], str) and r["refs"] for r in mine)
         elif task.kind in ("rank", "pair_match"):
             per_sample = {}
@@ -71,6 +73,14 @@ def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
         else:
             assert entry["metrics"]["rating"] == 3.0
             assert entry["judge"]["rated"] == 10 and entry["judge"]["failures"] == 0
+    core = {"generate": {"ROUGE-L", "CIDEr", "BLEU-4"}, "rank": {"accuracy"}, "pair_match": {"accuracy"},
+            "judge": {"rating"}}
+    for name in names:  # a 95 % bootstrap interval around every core metric
+        entry = metrics["tasks"][name]
+        assert core[entry["kind"]] <= set(entry["ci"]), name
+        for m, (lo, hi) in entry["ci"].items():
+            assert lo <= entry["metrics"][m] <= hi, (name, m)
+    assert metrics["tasks"]["cad"]["ci"]["rating"] == [3.0, 3.0]  # every rating is 3: no spread to resample
     report = (out / "report.md").read_text()
     assert "| bison |" in report or "| bison " in report
     assert "(chance 25)" in report and "(chance 50)" in report and "Group captioning" in report
@@ -101,9 +111,9 @@ def test_a_rerun_skips_finished_items_and_a_torn_line_is_dropped(tiny, tmp_path,
 
     original = harness.generate_answers
 
-    def counting(model, processor, items, max_new_tokens, fast_greedy=True):
+    def counting(model, processor, items, max_new_tokens, fast_greedy=True, images=None):
         calls.append(len(items))
-        return original(model, processor, items, max_new_tokens, fast_greedy)
+        return original(model, processor, items, max_new_tokens, fast_greedy, images)
 
     harness.generate_answers = counting
     try:
@@ -119,7 +129,7 @@ def test_a_rerun_skips_finished_items_and_a_torn_line_is_dropped(tiny, tmp_path,
 def test_another_model_in_the_same_directory_is_refused(tiny, tmp_path, world):
     evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=tiny)
     with pytest.raises(ValueError, match="another run"):
-        evaluate("tiny", ["bison"], _config(tmp_path, world, length_norm=True), loaded=tiny)
+        evaluate("tiny", ["bison"], _config(tmp_path, world, option_scoring="mean"), loaded=tiny)
 
 
 def test_run_json_and_metrics_record_the_dtype_choice(tmp_path, world, monkeypatch):
@@ -216,6 +226,145 @@ def test_config_validation(tmp_path):
         EvalConfig(out=str(tmp_path), batch_size=0)
     with pytest.raises(ValueError, match="limit"):
         EvalConfig(out=str(tmp_path), limit=0)
+    with pytest.raises(ValueError, match=r"option_scoring \(--option-scoring\) must be one of sum, mean, generate"):
+        EvalConfig(out=str(tmp_path), option_scoring="max")
+    with pytest.raises(ValueError, match=r"blind \(--blind\) must be true or false"):
+        EvalConfig(out=str(tmp_path), blind="yes")
+
+
+# --------------------------------------------------------------------------------------------- blind control
+
+
+def _spy_pixels(monkeypatch, model) -> list:
+    """Record the pixel_values every vision-tower call receives (generation and candidate ranking alike)."""
+    seen = []
+    tower = model.vision_model
+    original = tower.patch_features
+
+    def spy(pixel_values, *args, **kwargs):
+        seen.append(pixel_values.detach().float().clone())
+        return original(pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(tower, "patch_features", spy)
+    return seen
+
+
+def test_blind_pass_feeds_gray_pixels_keeps_its_own_store_and_resumes(tiny, tmp_path, world, monkeypatch):
+    model, processor = tiny
+    tasks = ["change_caption", "bison"]
+    seen = _spy_pixels(monkeypatch, model)
+    real = evaluate("tiny", tasks, _config(tmp_path, world), loaded=tiny)
+    assert seen and all(pv.abs().max() > 0.5 for pv in seen)  # the real pass shows the real images
+    assert "blind" not in real["tasks"]["bison"]
+    out = tmp_path / "run"
+    real_rows = (out / "predictions.jsonl").read_text()
+
+    seen.clear()
+    metrics = evaluate("tiny", tasks, _config(tmp_path, world, blind=True), loaded=tiny)
+    # the real predictions are reused (no real image is encoded again) and left untouched
+    assert seen and (out / "predictions.jsonl").read_text() == real_rows
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (processor.image_processor.image_mean,
+                                                             processor.image_processor.image_std))
+    for pv in seen:  # gray at the normalisation mean: every normalised pixel is 0 up to 8-bit rounding
+        assert pv.shape[-2:] == (32, 32) and pv.abs().max() <= (0.5 / 255 / std).max() + 1e-6
+    blind_rows = [json.loads(line) for line in (out / "blind" / "predictions.jsonl").read_text().splitlines()]
+    assert sorted((r["task"], r["id"]) for r in blind_rows) == sorted(
+        (r["task"], r["id"]) for r in map(json.loads, real_rows.splitlines()))
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    for name, core in (("change_caption", {"ROUGE-L", "CIDEr", "BLEU-4"}), ("bison", {"accuracy"})):
+        entry = metrics["tasks"][name]
+        assert set(entry["blind"]) == set(entry["metrics"])
+        # every metric with a number on both sides (fact precision is null when no answer states a fact)
+        numeric = {m for m, v in entry["metrics"].items() if v is not None and entry["blind"][m] is not None}
+        assert core <= numeric and set(entry["gap"]) == numeric
+        assert core <= set(entry["gap_ci"]) <= numeric
+        for m in numeric:
+            assert entry["gap"][m] == pytest.approx(entry["metrics"][m] - entry["blind"][m])
+            if entry["gap_ci"].get(m) is not None:
+                lo, hi = entry["gap_ci"][m]
+                assert lo <= entry["gap"][m] <= hi
+    assert metrics["config"]["blind"] is True
+    report = (out / "report.md").read_text()
+    assert "| blind |" in report and "| gap (real − blind) |" in report
+
+    # resumable like the real store: a torn last line is answered again, and only that one
+    pred = out / "blind" / "predictions.jsonl"
+    lines = pred.read_text().splitlines()
+    pred.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:10])
+    seen.clear()
+    again = evaluate("tiny", tasks, _config(tmp_path, world, blind=True), loaded=tiny)
+    assert len(seen) == 1  # one batch: the lost item's images, nothing of the real pass
+    assert len(pred.read_text().splitlines()) == len(lines)
+    assert again["tasks"]["bison"]["blind"] == metrics["tasks"]["bison"]["blind"]
+
+
+# --------------------------------------------------------------------------------------------- option scoring
+
+
+def test_sum_and_mean_scoring_rank_by_their_own_score(tiny, tmp_path, world):
+    from mmlink.eval.ranking import CandidateScores
+
+    for scoring in ("sum", "mean"):
+        config = _config(tmp_path / scoring, world, option_scoring=scoring)
+        metrics = evaluate("tiny", ["vqa_options"], config, loaded=tiny)
+        entry = metrics["tasks"]["vqa_options"]
+        assert entry["scoring"] == scoring and "unmatched" not in entry
+        rows = [json.loads(line) for line in (tmp_path / scoring / "run" / "predictions.jsonl").open()]
+        items = {it.id: it for it in task_items(EVAL_TASKS.get("vqa_options"), Path(entry["data"]), 10)}
+        for r in rows:
+            s = CandidateScores(r["logprob"], r["tokens"])
+            assert r["choice"] == items[r["id"]].candidates[s.best(scoring)]
+        assert json.loads((tmp_path / scoring / "run" / "run.json").read_text())["option_scoring"] == scoring
+    # four options of different token counts: the two rules must disagree somewhere, or the test shows nothing
+    choices = [[json.loads(line)["choice"] for line in (tmp_path / s / "run" / "predictions.jsonl").open()]
+               for s in ("sum", "mean")]
+    assert choices[0] != choices[1]
+
+
+def test_generate_scoring_matches_answers_to_options(tiny, tmp_path, world, monkeypatch):
+    import mmlink.eval.harness as harness
+
+    from PIL import Image
+
+    img = [tmp_path / "two_things.png"]
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(img[0])
+    prompt = "<image>\nAre the things the same or different?\nA. same\nB. different\nAnswer with the letter."
+    answers = {"q0": ("same", "same", "exact"), "q1": ("B", "different", "letter"),
+               "q2": ("I think they are different", "different", "contained"),
+               "q3": ("same or different", "same", "ambiguous"), "q4": ("B.", "same", "letter")}
+    data = tmp_path / "lettered.jsonl"
+    data.write_text("".join(json.dumps({
+        "id": i, "image": [str(img[0])], "conversations": [{"from": "human", "value": prompt},
+                                                            {"from": "gpt", "value": gold}],
+        "meta": {"choices": ["same", "different"], "answer": gold}}) + "\n" for i, (_, gold, _) in answers.items()))
+    if "lettered" not in EVAL_TASKS.names():
+        register(EvalTask("lettered", "rank", chance=50.0))
+    asked = []
+
+    def scripted(model, processor, items, max_new_tokens, fast_greedy=True, images=None):
+        asked.append(max_new_tokens)
+        return [answers[it.id][0] for it in items]
+
+    monkeypatch.setattr(harness, "generate_answers", scripted)
+    config = _config(tmp_path, world, option_scoring="generate", max_new_tokens=None, data={"lettered": str(data)})
+    entry = evaluate("tiny", ["lettered"], config, loaded=tiny)["tasks"]["lettered"]
+    assert asked and set(asked) == {16}  # a short answer unless --max-new-tokens says otherwise
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "predictions.jsonl").open())}
+    assert {i: r["match"] for i, r in rows.items()} == {i: rule for i, (_, _, rule) in answers.items()}
+    assert rows["q3"]["choice"] is None and rows["q3"]["correct"] is False
+    assert rows["q1"]["choice"] == "different" and rows["q4"]["correct"] is False  # B is "different", gold "same"
+    assert entry["scoring"] == "generate" and entry["unmatched"] == 1
+    assert entry["metrics"]["accuracy"] == pytest.approx(100 * 3 / 5)
+    assert "a short greedy answer matched to the options" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_generate_scoring_runs_the_model(tiny, tmp_path, world):
+    config = _config(tmp_path, world, option_scoring="generate")
+    entry = evaluate("tiny", ["eqben"], config, loaded=tiny)["tasks"]["eqben"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").open()]
+    assert len(rows) == 20 and all(isinstance(r["text"], str) and "logprob" not in r for r in rows)
+    assert entry["unmatched"] == sum(r["choice"] is None for r in rows)
+    assert all(r["correct"] == (r["choice"] == r["answer"]) for r in rows)
 
 
 def test_plain_generate_and_the_static_cache_loop_give_the_same_predictions(tmp_path, world):
@@ -238,3 +387,41 @@ def test_quantized_runs_are_recorded_and_not_mixed_with_dense_ones(tmp_path, wor
         evaluate("tiny", ["change_caption"], _config(tmp_path, world), loaded=load("tiny"))
     with pytest.raises(ValueError, match="quantize must be"):
         _config(tmp_path, world, quantize="int2")
+
+
+def test_world_generation_scores_facts_against_the_records_scene_graphs(tiny, tmp_path, world):
+    from mmlink.eval.harness import score_task, task_data
+    from mmlink.eval.tasks import generate_items
+
+    config = _config(tmp_path, world)
+    metrics = evaluate("tiny", ["group_caption"], config, loaded=tiny)
+    entry = metrics["tasks"]["group_caption"]
+    assert list(entry["metrics"]) == ["ROUGE-L", "CIDEr", "BLEU-4", "fact precision", "fact recall"]
+    counts = entry["fact_counts"]
+    reference = sum(c["reference"] for c in counts.values())
+    assert reference > 0  # every group caption states facts
+    assert entry["metrics"]["fact recall"] == pytest.approx(100 * sum(c["recalled"] for c in counts.values())
+                                                           / reference)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tasks"]["group_caption"] == entry
+    assert "fact precision" in (tmp_path / "run" / "report.md").read_text()
+
+    # answers that are the references themselves: every fact true, every reference fact recalled
+    task = EVAL_TASKS.get("group_caption")
+    items = task_items(task, task_data(task, config), config.limit)
+    assert all(it.scenes and len(it.scenes) == len(it.images) for it in items)
+    store = PredictionStore(tmp_path / "refs.jsonl")
+    store.append([{"task": task.name, "id": it.id, "text": it.refs[0], "refs": it.refs} for it in items])
+    perfect = score_task(task, items, store, config)
+    assert perfect["metrics"]["fact precision"] == perfect["metrics"]["fact recall"] == 100.0
+    per_type = {k: v for k, v in perfect["facts"].items() if k.startswith(("precision/", "recall/"))}
+    assert per_type and set(per_type.values()) == {100.0}
+
+    # user records without meta.scenes: no fact scores (nothing to check them against)
+    record = {"id": "u", "image": ["a.png"], "conversations": [{"from": "human", "value": "<image>\nDescribe."},
+                                                              {"from": "gpt", "value": "A red ball."}]}
+    (bare,) = generate_items(record)
+    assert bare.scenes == []
+    store.append([{"task": task.name, "id": "u", "text": "A red ball.", "refs": ["A red ball."]}])
+    assert "fact precision" not in score_task(task, [*items, bare], store, config)["metrics"]
+    with pytest.raises(ValueError, match="'meta.scenes' holds 2 scene"):
+        generate_items({**record, "meta": {"scenes": [{}, {}]}})

@@ -154,10 +154,12 @@ def test_scores_equal_the_per_row_computation(tiny_sam, images):
         torch.testing.assert_close(r.logprob, want, rtol=1e-5, atol=1e-4)
 
 
-def test_length_norm_divides_by_the_candidates_own_token_count():
+def test_mean_scoring_divides_by_the_candidates_own_token_count():
     s = CandidateScores(logprob=[-3.0, -4.0], tokens=[1, 4])
-    assert s.scores() == [-3.0, -4.0] and s.best() == 0
-    assert s.scores(length_norm=True) == [-3.0, -1.0] and s.best(length_norm=True) == 1
+    assert s.scores() == [-3.0, -4.0] and s.best() == 0 and s.best("sum") == 0
+    assert s.scores("mean") == [-3.0, -1.0] and s.best("mean") == 1
+    with pytest.raises(ValueError, match="scoring must be sum or mean"):
+        s.best("generate")  # generation is the harness's job, not a way to rank candidates
 
 
 def test_mismatched_inputs_are_errors(tiny, images):

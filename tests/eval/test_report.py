@@ -58,7 +58,7 @@ def _metrics(label: str | None = "mini", **task_overrides) -> dict:
         "commit": "abc1234",
         "seed": 0,
         "created": "2026-11-24T12:00:00Z",
-        "config": {"batch_size": 8, "limit": 50, "length_norm": False, "max_new_tokens": 64, "tokenize": "simple"},
+        "config": {"batch_size": 8, "limit": 50, "option_scoring": "sum", "max_new_tokens": 64, "tokenize": "simple"},
         "tasks": tasks,
     }
     if label is not None:
@@ -150,7 +150,7 @@ def test_run_markdown_header():
     assert "- Model: `mini`" in md
     assert "- Model settings: sam_mode=bsg_adaptive, sam_context_pool=others" in md
     assert "- Commit: `abc1234`" in md and "- Seed: 0" in md
-    assert "- Config: batch_size=8, limit=50, length_norm=false, max_new_tokens=64, tokenize=simple" in md
+    assert "- Config: batch_size=8, limit=50, option_scoring=sum, max_new_tokens=64, tokenize=simple" in md
 
 
 def test_run_markdown_generation_table_sam_layout():
@@ -198,6 +198,37 @@ def test_run_markdown_judge_and_weak_warning():
     strong = _metrics()
     strong["tasks"]["cad_qa"]["judge"]["weak"] = False
     assert report.WEAK_JUDGE_TEXT not in report.run_markdown(strong)
+
+
+def test_run_markdown_blind_rows_gap_and_intervals():
+    data = _metrics()
+    gc, st, bison, qa = (data["tasks"][t] for t in ("group_caption", "storytelling", "bison", "cad_qa"))
+    gc["ci"] = {"ROUGE-L": [18.0, 22.25], "CIDEr": [15.0, 24.0], "BLEU-4": [2.0, 4.5]}
+    for task, blind in ((gc, {"ROUGE-L": 10.1, "CIDEr": 4.5, "BLEU-4": 3.7}),
+                        (st, {"ROUGE-L": 19.5, "CIDEr": 20.4, "BLEU-4": 1.25}),
+                        (bison, {"accuracy": 50.0}), (qa, {"rating": 1.0})):
+        task["blind"] = blind
+        task["gap"] = {m: task["metrics"][m] - v for m, v in blind.items()}
+    gc["gap_ci"] = {"ROUGE-L": [5.0, 15.5], "CIDEr": [-1.0, 30.0], "BLEU-4": [-2.0, 1.0]}
+    bison.update(scoring="generate", unmatched=3, blind_unmatched=7)
+    md = report.run_markdown(data)
+    rows = _grouped(_table(md, "## Generation tasks"))
+    assert rows[report.BLIND][("group_caption", "ROUGE-L")] == "10.10"
+    assert rows[report.GAP][("group_caption", "ROUGE-L")] == "+10.00"
+    assert rows[report.GAP][("group_caption", "BLEU-4")] == "-0.50"
+    assert rows[report.GAP][("Average", "CIDEr")] == f"{((19.5 - 4.5) + (25.4 - 20.4)) / 2:+.2f}" == "+10.00"
+    assert "  - 95% CI (bootstrap): ROUGE-L [18.00, 22.25], CIDEr [15.00, 24.00], BLEU-4 [2.00, 4.50]" in md
+    assert "  - gap real − blind, 95% CI (paired bootstrap): ROUGE-L [+5.00, +15.50], CIDEr [-1.00, +30.00]" in md
+    closed = _table(md, "## Closed-ended tasks")
+    assert closed[2] == [report.BLIND, "50.00", "—"] and closed[3] == [report.GAP, "+5.00", "—"]
+    assert "- `bison`: rank, n=100, 3 answer(s) matched no option (7 in the blind pass)" in md
+    assert "Candidates scored by (`bison`): a short greedy answer matched to the options" in md
+    judge = _table(md, "## Judged open-ended tasks")
+    assert judge[0][:5] == ["Task", "n", "Mean rating (0-5)", "Blind", "Gap"]
+    assert judge[1][:5] == ["cad_qa", "40", "1.90", "1.00", "+0.90"]
+    # without a blind pass the tables keep their plain layout
+    plain = report.run_markdown(_metrics())
+    assert report.GAP not in plain and "| Blind |" not in plain
 
 
 def test_run_markdown_minimal_file():
@@ -306,6 +337,23 @@ def test_write_comparison_csv_roundtrip_and_png(tmp_path):
 # ------------------------------------------------------------------------------------------------------------ plots
 
 
+def test_bar_chart_draws_error_bars_and_negative_differences(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    rows = [{"run": "a", "t/CIDEr": -4.0, "t/BLEU-4": 1.5}, {"run": "b", "t/CIDEr": 2.0, "t/BLEU-4": None}]
+    errors = {"a": {"t/CIDEr": [-9.0, 1.0], "t/BLEU-4": [0.5, 2.5]}, "b": {"t/CIDEr": None}}
+    captured = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: captured.append(fig) or original(fig, *a, **k))
+    png = plots.bar_chart(rows, ["t/CIDEr", "t/BLEU-4"], tmp_path / "d.png", errors=errors)
+    assert png.stat().st_size > 0
+    # the axes as drawn: the interval's lower bound, below 0, is inside the CIDEr panel
+    cider = next(ax for ax in captured[0].axes if ax.get_ylabel() == "CIDEr")
+    lo, hi = cider.get_ylim()
+    assert lo < -9.0 and hi > 2.0
+    assert len(cider.containers) >= 3  # two runs' bars and one run's error bars
+
+
 def test_layer_grid_masks_k_below_l(tmp_path):
     layers = (3, 6, 9, 12)
     scores = {(l, k): l * 10 + k for l in layers for k in layers if k >= l}
@@ -374,3 +422,26 @@ def test_import_loads_neither_torch_nor_matplotlib():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_run_markdown_shows_fact_precision_and_recall_beside_sams_metrics():
+    facts = {"precision/color": 80.0, "recall/color": 50.0, "precision/object": 100.0}
+    gc = {"kind": "generate", "n": 50, "metrics": {"ROUGE-L": 20.1, "CIDEr": 19.5, "BLEU-4": 3.2,
+                                                    "fact precision": 91.25, "fact recall": 40.0}, "facts": facts}
+    md = report.run_markdown(_metrics(group_caption=gc))
+    table = _table(md, "## Generation tasks")
+    assert table[1][1:6] == ["ROUGE-L", "CIDEr", "BLEU-4", "fact precision", "fact recall"]
+    row = _grouped(table)["mini"]
+    assert row[("group_caption", "fact precision")] == "91.25" and row[("group_caption", "fact recall")] == "40.00"
+    assert row[("storytelling", "fact precision")] == report.MISSING  # a task scored without scene graphs
+    assert row[("Average", "fact precision")] == report.MISSING  # an average over fewer tasks would mislead
+    assert "world facts per type (precision / recall): color 80.00 / 50.00, object 100.00 / —" in md
+    assert "other metrics" not in md  # the fact scores are columns, not left over
+    # undefined precision (no fact stated) is written as null and shown as missing
+    gc["metrics"]["fact precision"] = None
+    assert _grouped(_table(report.run_markdown(_metrics(group_caption=gc)), "## Generation tasks"))["mini"][
+        ("group_caption", "fact precision")] == report.MISSING
+    # without fact scores the table keeps SAM's three columns
+    plain = _table(report.run_markdown(_metrics()), "## Generation tasks")
+    assert "fact precision" not in plain[1]
+

@@ -64,6 +64,8 @@ def test_average_score_and_config_errors(tmp_path):
     metrics = {"tasks": {"a": {"metrics": {"ROUGE-L": 30.0, "CIDEr": 0.0, "BLEU-4": 3.0}},
                          "b": {"metrics": {"accuracy": 51.0}}}}
     assert average_score(metrics) == pytest.approx((11.0 + 51.0) / 2)
+    metrics["tasks"]["a"]["metrics"].update({"fact precision": 90.0, "fact recall": None})  # not the papers' metrics
+    assert average_score(metrics) == pytest.approx((11.0 + 51.0) / 2)
     base = {"out": "o", "train": "t.yaml", "tasks": ["x"]}
     with pytest.raises(ValueError, match="sam_guide_layer and sam_context_layer"):
         SweepConfig(**base, grid={"lr": [1.0]}, plot="layers")

@@ -98,24 +98,32 @@ class _Producer:
 
     def __call__(self, index: int) -> tuple[int, str, list[str], list[bytes], Any]:
         from mmlink.data.tasks import WorldSample
+        from mmlink.data.world.scene import scene_to_dict
 
         sample = self.sample(index)
         if not isinstance(sample, WorldSample):
             raise TypeError(f"task {self.task!r} returned {type(sample).__name__}, expected a WorldSample")
         sid = sample_id(self.task, self.split, self.seed, index)
+        meta = dict(sample.meta or {})
         if sample.images is not None:
             images = list(sample.images)
         else:
             if self.render is None:
                 raise RuntimeError(f"task {self.task!r} sample {index} needs rendering, but {self.render_error}")
             images = [self.render(scene, self.image_size) for scene in sample.scenes]
+            # The graphs the pixels were drawn from travel with the record, so an answer can be checked fact by fact
+            # (mmlink.eval.facts). Samples that bring their own pixels keep theirs out: their graphs are approximate.
+            if "scenes" in meta:
+                raise ValueError(f"task {self.task!r} sample {index}: field 'meta.scenes' is reserved for the scene "
+                                 "graphs the writer adds (a generator bug)")
+            meta["scenes"] = [scene_to_dict(scene) for scene in sample.scenes]
         paths = [f"{IMAGES_DIR}/{sid}_{k}.png" for k in range(len(images))]
         record = {
             "id": sid,
             "task": self.task,
             "image": paths,
             "conversations": [dict(turn) for turn in sample.conversations],
-            "meta": sample.meta or {},
+            "meta": meta,
         }
         validate_record(record, index, source=f"task {self.task!r} (a generator bug)")
         line = dumps_record(record)

@@ -7,6 +7,13 @@ scored with pycocoevalcap. The command prints the table, two answers of the base
 same images, and writes the table as markdown, CSV and a PNG bar chart. The dtype (``--dtype auto`` by default:
 bfloat16 only where the CPU/GPU computes it natively, else float32) is printed with its reason and recorded in every
 row's metrics.json and in comparison.md.
+
+With 30 test samples a task, a difference of a few points between two rows can be resampling noise. So every row
+is also compared with the table's first row (``mini-stage1``, the base of Table 2): per task and metric (ROUGE-L,
+CIDEr, BLEU-4, and fact precision where the runs have it) the difference and its 95 % **paired** bootstrap
+interval over the same test items (`mmlink.eval.bootstrap`; CIDEr keeps the whole set's IDF, BLEU-4 is resampled
+as a corpus metric). An interval that contains 0 means the row is not distinguishable from the base on that
+metric. Written to ablation.md / ablation.csv and drawn with error bars in ablation.png.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from mmlink.eval.intervals import FACT_PRECISION
 from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, write_comparison
 from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
 
@@ -28,13 +36,16 @@ ROWS = (
     ("mini-bsg-mean", True, True, False, False),
     ("mini", True, True, True, False),
 )
-BASE, SAM = "mini-base", "mini"
+BASE, SAM = "mini-base", "mini"  # the two rows whose answers are shown side by side
+REFERENCE = ROWS[0][0]  # the row every other row's difference (with its paired interval) is measured from
+CI_METRICS = (*GENERATION_METRICS, FACT_PRECISION)
 
 
 def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: int = 8, dtype: str = "auto",
                  tasks: Sequence[str] = TASKS, progress: bool = True, models: dict | None = None,
                  image_size: int = 224, max_new_tokens: int | None = None) -> dict:
-    """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples", "dtype"}``.
+    """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples", "dtype",
+    "differences"}`` (`differences`: each row against `REFERENCE`, with paired bootstrap intervals).
 
     ``models`` maps a row's preset to another model to load in its place (tests run every row on ``tiny``).
     ``dtype``: see `mmlink.runtime.choose_dtype`; the result's ``dtype`` is the resolved choice
@@ -53,7 +64,111 @@ def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: in
         evaluate((models or {}).get(preset, preset), list(tasks), config)
         runs.append(load_metrics(out / preset))
     paths = write_comparison(runs, out)
-    return {"runs": runs, "paths": paths, "examples": examples(out, tasks), "dtype": runs[0].get("dtype")}
+    diffs = differences(out, runs, tasks)
+    paths.update(write_differences(runs, diffs, out, tasks))
+    return {"runs": runs, "paths": paths, "examples": examples(out, tasks), "dtype": runs[0].get("dtype"),
+            "differences": diffs}
+
+
+def differences(out: Path, runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> dict:
+    """``{row: {task: {metric: {"value", "reference", "difference", "ci": [lo, hi] | None}}}}`` for every row but
+    `REFERENCE`, over the metrics of `CI_METRICS` both runs report; ``ci`` is the 95 % paired bootstrap interval of
+    ``row − reference`` on the same test items."""
+    from mmlink.eval.harness import PredictionStore, task_items
+    from mmlink.eval.intervals import paired_intervals, task_statistics
+    from mmlink.eval.tasks import EVAL_TASKS
+
+    by_label = {r.get("label") or r["model"]: r for r in runs}
+    if REFERENCE not in by_label:
+        raise ValueError(f"the ablation's reference row {REFERENCE!r} was not evaluated")
+    stats: dict[str, dict] = {}
+    for label, run in by_label.items():
+        store = PredictionStore(Path(out) / label / "predictions.jsonl")
+        config = run.get("config") or {}
+        stats[label] = {}
+        for task in tasks:
+            entry = run["tasks"][task]
+            items = task_items(EVAL_TASKS.get(task), Path(entry["data"]), config.get("limit"))
+            rows = {r["id"]: r for r in store.rows(task)}
+            stats[label][task] = task_statistics(entry["kind"], items, rows, config.get("tokenize", "simple"))
+    ref = by_label[REFERENCE]
+    out_diffs: dict[str, dict] = {}
+    for label, run in by_label.items():
+        if label == REFERENCE:
+            continue
+        out_diffs[label] = {}
+        for task in tasks:
+            mine, base = run["tasks"][task]["metrics"], ref["tasks"][task]["metrics"]
+            # fact precision is null where no answer stated a fact: no difference to take
+            metrics = [m for m in CI_METRICS if mine.get(m) is not None and base.get(m) is not None]
+            cis = paired_intervals(stats[label][task], stats[REFERENCE][task], metrics)
+            out_diffs[label][task] = {m: {"value": mine[m], "reference": base[m], "difference": mine[m] - base[m],
+                                          "ci": cis.get(m)} for m in metrics}
+    return out_diffs
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def difference_cell(d: dict) -> str:
+    """``+1.23 [-0.50, +2.90]``: the difference from the reference row and its 95 % paired interval."""
+    ci = d.get("ci")
+    return _signed(d["difference"]) + ("" if ci is None else f" [{_signed(ci[0])}, {_signed(ci[1])}]")
+
+
+def difference_table(diffs: dict, tasks: Sequence[str] = TASKS) -> str:
+    """Markdown: one row per ablation row, per task and metric its difference from `REFERENCE` with the interval."""
+    metrics = [m for m in CI_METRICS if any(m in diffs[r][t] for r in diffs for t in tasks)]
+    head = ["row", *(f"{t} {m}" for t in tasks for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for preset, *_ in ROWS:
+        if preset not in diffs:
+            continue
+        cells = [difference_cell(diffs[preset][t][m]) if m in diffs[preset][t] else "—"
+                 for t in tasks for m in metrics]
+        lines.append("| " + " | ".join([preset, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def write_differences(runs: Sequence[dict], diffs: dict, out: Path, tasks: Sequence[str] = TASKS) -> dict:
+    """ablation.md (Table 2, then the differences from `REFERENCE`), ablation.csv (one line per row, task and
+    metric) and ablation.png (the differences as bars with their 95 % intervals as error bars)."""
+    import csv
+
+    from mmlink.eval.plots import bar_chart
+
+    out = Path(out)
+    paths = {"ablation_md": out / "ablation.md", "ablation_csv": out / "ablation.csv",
+             "ablation_png": out / "ablation.png"}
+    paths["ablation_md"].write_text(
+        "# SAM Table 2 on the embedded world\n\n" + table(runs, tasks) + "\n\n"
+        f"## Difference from `{REFERENCE}` (row − {REFERENCE}, 95% paired bootstrap interval)\n\n"
+        + difference_table(diffs, tasks) + "\n\nAn interval containing 0: not distinguishable from the reference "
+        "row on these test items.\n", encoding="utf-8")
+    with paths["ablation_csv"].open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "task", "metric", "value", "reference", "difference", "ci_low", "ci_high"])
+        for preset in diffs:
+            for task in tasks:
+                for m, d in diffs[preset][task].items():
+                    lo, hi = d["ci"] if d["ci"] is not None else ("", "")
+                    writer.writerow([preset, task, m, d["value"], d["reference"], d["difference"], lo, hi])
+    rows, errors, columns = [], {}, []
+    for preset in diffs:
+        row = {"run": preset}
+        errors[preset] = {}
+        for task in tasks:
+            for m, d in diffs[preset][task].items():
+                key = f"{task}/{m}"
+                row[key] = d["difference"]
+                errors[preset][key] = d["ci"]
+                if key not in columns:
+                    columns.append(key)
+        rows.append(row)
+    bar_chart(rows, columns, paths["ablation_png"], title=f"Difference from {REFERENCE} (95% paired bootstrap)",
+              errors=errors)
+    return paths
 
 
 def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
@@ -138,11 +253,17 @@ def run(args: argparse.Namespace) -> int:
     if result["dtype"]:
         print(f"dtype: {result['dtype']['name']} ({result['dtype']['reason']})\n")
     print(table(result["runs"]))
+    print(f"\nDifference from {REFERENCE} (row - {REFERENCE}; 95% paired bootstrap interval over the same test items; "
+          "an interval containing 0: not distinguishable):\n")
+    print(difference_table(result["differences"]))
     print("\nTwo answers side by side, base vs SAM, for the same images:\n")
     print_examples(result["examples"])
     print(f"\nplot:  {result['paths']['png']}")
     print(f"table: {result['paths']['md']}  {result['paths']['csv']}")
+    print(f"differences: {result['paths']['ablation_md']}  {result['paths']['ablation_csv']}  "
+          f"{result['paths']['ablation_png']}")
     return 0
 
 
-__all__ = ["ROWS", "TASKS", "add_parser", "examples", "run", "run_ablation", "table"]
+__all__ = ["CI_METRICS", "REFERENCE", "ROWS", "TASKS", "add_parser", "difference_table", "differences", "examples",
+           "run", "run_ablation", "table", "write_differences"]

@@ -9,6 +9,10 @@ Per run directory (``--out``):
 * ``judgements.jsonl``  — judge tasks: the rating of each prediction (the judge caches its responses on disk);
 * ``metrics.json``      — scores per task with model, settings, config, commit, seed and the dtype choice
   (``dtype``: `mmlink.runtime.DtypeChoice.to_dict`, the resolved dtype, why, and the CPU/GPU facts behind it);
+  per task ``ci`` ``{metric: [lo, hi]}``, 95 % percentile-bootstrap intervals (`mmlink.eval.intervals`);
+* ``blind/``            — with ``--blind``: ``predictions.jsonl`` (and ``judgements.jsonl``) of the same items
+  answered with flat gray images (`mmlink.eval.blind`), resumable like the real ones; metrics.json then has per
+  task ``blind`` ``{metric: value}``, ``gap`` ``{metric: real − blind}`` and ``gap_ci`` (paired bootstrap);
 * ``report.md``         — one table per task kind in the papers' layout.
 
 Data: each task reads the world's test set by default (synthesized once into ``--data-dir``, reused by every model
@@ -21,11 +25,14 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
+from mmlink.eval.blind import gap
+from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
+from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
 from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype
 
@@ -44,7 +51,8 @@ class EvalConfig:
     limit: Optional[int] = None  # items per task (world sets: samples generated; user data: first N records)
     seed: int = 0
     batch_size: int = 8
-    length_norm: bool = False
+    option_scoring: OptionScoring = "sum"  # closed-ended tasks: see mmlink.eval.options
+    blind: bool = False  # also answer every item with flat gray images (mmlink.eval.blind) into <out>/blind/
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
@@ -71,6 +79,11 @@ class EvalConfig:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+        if self.option_scoring not in OPTION_SCORINGS:
+            raise ValueError(f"option_scoring (--option-scoring) must be one of {', '.join(OPTION_SCORINGS)}, "
+                             f"got {self.option_scoring!r}")
+        if not isinstance(self.blind, bool):
+            raise ValueError(f"blind (--blind) must be true or false, got {self.blind!r}")
         if self.tokenize not in ("simple", "ptb"):
             raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
         if self.quantize not in QUANTIZE_SCHEMES:
@@ -173,12 +186,15 @@ def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
 
 
 def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: int,
-                     fast_greedy: bool = True) -> list[str]:
-    """Greedy answers (KV cache) for a batch of items, left-padded in one `generate` call."""
+                     fast_greedy: bool = True, images: Optional[Sequence[Sequence[Any]]] = None) -> list[str]:
+    """Greedy answers (KV cache) for a batch of items, left-padded in one `generate` call.
+
+    ``images``: per item, the images to show instead of its own (paths or PIL images; the blind pass's gray)."""
     import torch
 
-    batch = processor.encode_conversation([it.turns for it in items], [[Path(p) for p in it.images] for it in items],
-                                          padding_side="left")
+    if images is None:
+        images = [[Path(p) for p in it.images] for it in items]
+    batch = processor.encode_conversation([it.turns for it in items], list(images), padding_side="left")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["pixel_values"] = batch["pixel_values"].to(dtype)
@@ -188,25 +204,40 @@ def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: in
     return processor.batch_decode(out)
 
 
-def _answer_task(model, processor, task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig):
+def _answer_task(model, processor, task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig,
+                 gray=None):
+    """Answer the items ``store`` lacks; ``gray``: a PIL image shown in place of every image (the blind pass)."""
     from tqdm.auto import tqdm
 
+    from mmlink.eval.blind import item_images
+    from mmlink.eval.options import OPTION_ANSWER_TOKENS, match_option
     from mmlink.eval.ranking import score_candidates
 
     todo = [it for it in items if (task.name, it.id) not in store.done]
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {task.name}", unit="item",
-               disable=not config.progress)
-    max_new = config.max_new_tokens or task.max_new_tokens
+    desc = f"eval {task.name}" if gray is None else f"eval {task.name} (blind)"
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", disable=not config.progress)
+    closed = task.kind not in ("generate", "judge")
+    max_new = config.max_new_tokens or (OPTION_ANSWER_TOKENS if closed else task.max_new_tokens)
     for batch in _batches(todo, config.batch_size):
-        if task.kind in ("generate", "judge"):
-            texts = generate_answers(model, processor, batch, max_new, config.fast_greedy)
+        images = item_images([it.images for it in batch], gray)
+        if not closed:
+            texts = generate_answers(model, processor, batch, max_new, config.fast_greedy, images=images)
             rows = [{"task": task.name, "id": it.id, "text": t, "refs": it.refs} for it, t in zip(batch, texts)]
+        elif config.option_scoring == "generate":
+            texts = generate_answers(model, processor, batch, max_new, config.fast_greedy, images=images)
+            rows = []
+            for it, text in zip(batch, texts):
+                match = match_option(text, it.candidates, it.turns[-1]["value"])
+                choice = None if match.index is None else it.candidates[match.index]
+                rows.append({"task": task.name, "id": it.id, "sample": it.sample, "choice": choice,
+                             "answer": it.answer, "correct": choice == it.answer, "text": text,
+                             "match": match.rule})
         else:
-            scored = score_candidates(model, processor, [it.turns for it in batch], [it.images for it in batch],
+            scored = score_candidates(model, processor, [it.turns for it in batch], images,
                                       [it.candidates for it in batch])
             rows = []
             for it, s in zip(batch, scored):
-                choice = it.candidates[s.best(config.length_norm)]
+                choice = it.candidates[s.best(config.option_scoring)]
                 rows.append({"task": task.name, "id": it.id, "sample": it.sample, "choice": choice,
                              "answer": it.answer, "correct": choice == it.answer, "logprob": s.logprob,
                              "tokens": s.tokens})
@@ -233,6 +264,16 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["n"] = result.pop("n")
         entry["metrics"] = {k: result[k] for k in ("ROUGE-L", "CIDEr", "BLEU-4")}
         entry["tokenize"] = config.tokenize
+        if all(it.scenes for it in items):  # world records carry their scene graphs: check every stated fact
+            from mmlink.eval.facts import fact_metrics, pooled_counts, tally_answer
+
+            tallies = [tally_answer(rows[it.id]["text"], it.refs, it.scenes) for it in items]
+            facts = fact_metrics(tallies)
+            # None (null) when no answer stated a fact: precision is undefined then, neither 0 nor 100
+            entry["metrics"]["fact precision"] = facts.pop("fact precision", None)
+            entry["metrics"]["fact recall"] = facts.pop("fact recall", None)
+            entry["facts"] = facts
+            entry["fact_counts"] = {t: asdict(c) for t, c in pooled_counts(tallies).items()}
     elif task.kind in ("rank", "pair_match"):
         by_sample: dict[str, bool] = {}
         for it in items:  # a pair_match sample is right only when both of its items are
@@ -240,7 +281,9 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["n"] = len(by_sample)
         entry["metrics"] = {"accuracy": 100.0 * sum(by_sample.values()) / len(by_sample)}
         entry["chance"] = task.chance
-        entry["scoring"] = "mean" if config.length_norm else "sum"
+        entry["scoring"] = config.option_scoring
+        if config.option_scoring == "generate":  # answers naming no option (or several) were counted wrong
+            entry["unmatched"] = sum(rows[i].get("choice") is None for i in ids)
         if task.kind == "pair_match":
             entry["item_accuracy"] = 100.0 * sum(bool(rows[i]["correct"]) for i in ids) / len(ids)
     else:
@@ -316,18 +359,39 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
-                              "quantize": config.quantize, "seed": config.seed, "length_norm": config.length_norm})
+                              "quantize": config.quantize, "seed": config.seed,
+                              "option_scoring": config.option_scoring})
     torch.manual_seed(config.seed)
 
     metrics_path = out / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"tasks": {}}
     store = PredictionStore(out / "predictions.jsonl")
+    blind = None
+    if config.blind:  # its own directory: its own predictions (resumable alike) and judgements, same run.json
+        from mmlink.eval.blind import gray_image
+
+        (out / "blind").mkdir(exist_ok=True)
+        blind = (PredictionStore(out / "blind" / "predictions.jsonl"), replace(config, out=str(out / "blind")),
+                 gray_image(processor))
     for task in specs:
         t0 = time.perf_counter()
         data = task_data(task, config)
         items = task_items(task, data, config.limit)
         _answer_task(net, processor, task, items, store, config)
         entry = score_task(task, items, store, config, judge)
+        stats = _statistics(task, items, store, config)
+        entry["ci"] = intervals(entry["metrics"], stats)
+        if blind is not None:
+            blind_store, blind_config, gray = blind
+            _answer_task(net, processor, task, items, blind_store, blind_config, gray=gray)
+            blind_entry = score_task(task, items, blind_store, blind_config, judge)
+            entry["blind"] = blind_entry["metrics"]
+            entry["gap"] = gap(entry["metrics"], entry["blind"])
+            # paired on the same items: is what the images add distinguishable from resampling noise?
+            entry["gap_ci"] = paired_intervals(stats, _statistics(task, items, blind_store, blind_config),
+                                               list(entry["gap"]))
+            if "unmatched" in blind_entry:
+                entry["blind_unmatched"] = blind_entry["unmatched"]
         entry["data"] = str(data)
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         metrics["tasks"][task.name] = entry
@@ -350,6 +414,13 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
 
     _write_text(out / "report.md", run_markdown(metrics))
     return metrics
+
+
+def _statistics(task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig) -> dict:
+    """Per-metric bootstrap statistics of the task's predictions in ``store`` (`mmlink.eval.intervals`)."""
+    rows = {r["id"]: r for r in store.rows(task.name)}
+    judgements = read_judgements(Path(config.out) / "judgements.jsonl", task.name) if task.kind == "judge" else None
+    return task_statistics(task.kind, items, rows, config.tokenize, judgements)
 
 
 def _claim(path: Path, run: dict) -> None:

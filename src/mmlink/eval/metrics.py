@@ -33,6 +33,7 @@ import shutil
 import string
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -166,6 +167,16 @@ def _ptb_tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
+def _tokenized(preds: Mapping[str, str], refs: Mapping[str, Sequence[str]], ids: Sequence[str],
+               tokenize: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """pycocoevalcap's inputs ``(gts, res)``: ``{id: [tokenized reference, …]}``, ``{id: [tokenized prediction]}``."""
+    if tokenize == "simple":
+        return ({i: [simple_tokenize(r) for r in refs[i]] for i in ids},
+                {i: [simple_tokenize(preds[i])] for i in ids})
+    # like COCOEvalCap: references and predictions tokenized separately
+    return _ptb_tokenize({i: list(refs[i]) for i in ids}), _ptb_tokenize({i: [preds[i]] for i in ids})
+
+
 def score(
     predictions: Mapping[Any, str],
     references: Mapping[Any, Sequence[str]],
@@ -216,13 +227,7 @@ def score(
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    if tokenize == "simple":
-        gts = {i: [simple_tokenize(r) for r in refs[i]] for i in ids}
-        res = {i: [simple_tokenize(preds[i])] for i in ids}
-    else:  # like COCOEvalCap: references and predictions tokenized separately
-        gts = _ptb_tokenize({i: list(refs[i]) for i in ids})
-        res = _ptb_tokenize({i: [preds[i]] for i in ids})
-
+    gts, res = _tokenized(preds, refs, ids, tokenize)
     out: dict[str, Any] = {}
     if any(m.startswith("bleu") for m in names):
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -238,6 +243,51 @@ def score(
         out[METRICS[m]] = 100.0 * float(value)
     out["n"] = n
     return out
+
+
+@dataclass
+class ItemScores:
+    """Per-item pieces of the corpus metrics, in ``ids`` order (pycocoevalcap's own per-item numbers, unscaled).
+
+    * ``rouge_l`` — each item's ROUGE-L F (0-1); the corpus ROUGE-L is their mean;
+    * ``cider`` — each item's CIDEr-D (0-10) with the document frequencies (IDF) of the **whole** evaluated set's
+      references: the IDF stays fixed whatever subset is later averaged (a bootstrap resample reuses these numbers,
+      it does not recompute the IDF), and the corpus CIDEr is exactly their mean;
+    * ``bleu`` — each item's BLEU sufficient statistics in `mmlink.eval.bootstrap.BLEU_STATS` order (hypothesis
+      length, closest reference length, n-gram counts and clipped matches for n = 1..4): corpus BLEU is computed
+      from their sums (`mmlink.eval.bootstrap.corpus_bleu`), never from per-item BLEU.
+    """
+
+    ids: list[str]
+    rouge_l: list[float]
+    cider: list[float]
+    bleu: list[list[float]]
+
+
+def per_item_scores(predictions: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
+                    tokenize: str = "simple") -> ItemScores:
+    """`ItemScores` of ``predictions`` against ``references`` (same inputs and checks as `score`, ids sorted as
+    strings). No minimum set size is enforced: the caller computes the corpus scores with `score` first."""
+    if tokenize not in TOKENIZERS:
+        raise ValueError(f"unknown tokenization {tokenize!r}; valid: {', '.join(TOKENIZERS)}")
+    preds, refs = _check_inputs(predictions, references)
+    ids = sorted(preds)
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts, res = _tokenized(preds, refs, ids, tokenize)
+    _, rouge = Rouge().compute_score(gts, res)
+    _, cider = Cider().compute_score(gts, res)
+    # Built the way pycocoevalcap's Bleu wrapper builds it; its per-item "comps" are the sufficient statistics.
+    scorer = BleuScorer(n=4)
+    for i in ids:
+        scorer += (res[i][0], gts[i])
+    bleu = []
+    for comps in scorer.ctest:
+        reflen = scorer._single_reflen(comps["reflen"], "closest", comps["testlen"])  # as Bleu.compute_score asks
+        bleu.append([comps["testlen"], reflen, *comps["guess"], *comps["correct"]])
+    return ItemScores(ids, [float(x) for x in rouge], [float(x) for x in cider], bleu)
 
 
 def _read_jsonl(path: str | os.PathLike, field: str, check) -> dict[str, Any]:
@@ -324,11 +374,13 @@ def score_files(
 __all__ = [
     "DEFAULT_METRICS",
     "EmptyPredictionWarning",
+    "ItemScores",
     "JavaNotFoundError",
     "METRICS",
     "MIN_CIDER_SET",
     "TOKENIZERS",
     "parse_metrics",
+    "per_item_scores",
     "read_predictions",
     "read_references",
     "score",

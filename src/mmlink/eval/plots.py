@@ -59,6 +59,7 @@ def bar_chart(
     columns: Sequence[str | tuple[str, str]],
     path: str | os.PathLike,
     title: str | None = None,
+    errors: Mapping[str, Mapping[str, Sequence[float] | None]] | None = None,
 ) -> Path:
     """Grouped bar chart of a comparison: one subplot per metric, x = tasks (and ``Average``), one bar per run.
 
@@ -68,6 +69,9 @@ def bar_chart(
         columns: the ``"task/metric"`` keys (or (task, metric) pairs) to plot, in x order.
         path: the PNG to write.
         title: figure title.
+        errors: optional error bars: ``{run: {"task/metric": (lo, hi)}}``, the interval's bounds (not offsets),
+            e.g. a bootstrap confidence interval; a bar without an entry gets none. Values may be negative
+            (differences): the axis then extends below 0, with a line at 0.
     Returns:
         ``path`` as a Path. Values are written on the bars when there are at most 6 runs.
     """
@@ -91,24 +95,40 @@ def bar_chart(
     for ax, metric in zip(axes, metrics):
         idx = [i for i, (_, pm) in enumerate(pairs) if pm == metric]
         tasks = [pairs[i][0] for i in idx]
-        top = 0.0
+        top, bottom = 0.0, 0.0
         for r, row in enumerate(rows):
-            xs, hs = [], []
+            xs, hs, err_x, err_lo, err_hi = [], [], [], [], []
+            bounds = (errors or {}).get(str(row.get("run"))) or {}
             for x, i in enumerate(idx):
                 v = _finite(row.get(keys[i]))
                 if v is not None:
                     xs.append(x - 0.4 + bar_w * (r + 0.5))
                     hs.append(v)
-                    top = max(top, v)
+                    top, bottom = max(top, v), min(bottom, v)
+                    ci = bounds.get(keys[i])
+                    lo, hi = (_finite(ci[0]), _finite(ci[1])) if ci is not None and len(ci) == 2 else (None, None)
+                    if lo is not None and hi is not None:
+                        err_x.append(xs[-1])
+                        err_lo.append(max(0.0, v - lo))
+                        err_hi.append(max(0.0, hi - v))
+                        top, bottom = max(top, hi), min(bottom, lo)
             # Label every run on the first subplot even if it has no bar there, so the legend lists all runs.
             bars = ax.bar(xs, hs, width=bar_w, color=f"C{r % 10}", label=str(row.get("run", f"run {r}")))
+            if err_x:
+                ax.errorbar(err_x, [hs[xs.index(x)] for x in err_x], yerr=[err_lo, err_hi], fmt="none",
+                            ecolor="black", elinewidth=0.8, capsize=2)
             if annotate and hs:
                 labels = [f"{h:.2f}" if abs(h) < 10 else f"{h:.1f}" for h in hs]  # small scores need 2 decimals
                 ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
         ax.set_xticks(range(len(tasks)), labels=tasks, rotation=20 if len(tasks) > 4 else 0)
         ax.set_ylabel(metric)
         # Ratings live on a fixed 0-5 scale; other metrics get headroom for the value labels.
-        ax.set_ylim(0, 5.4 if metric == "rating" else max(1.0, top * 1.15))
+        if bottom < 0:  # differences: both directions, and where 0 is
+            span = max(1.0, top - bottom)
+            ax.set_ylim(bottom - 0.1 * span, top + 0.1 * span)
+            ax.axhline(0, color="black", linewidth=0.8)
+        else:
+            ax.set_ylim(0, 5.4 if metric == "rating" else max(1.0, top * 1.15))
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="run")

@@ -1,9 +1,10 @@
 """Closed-ended answers by candidate log-likelihood.
 
 Each candidate is scored as the model's log-likelihood of the candidate's tokens **plus EOS** after the prompt
-(the answer ends there, as in training): ``score = Σ_t log p(y_t | prompt, y_<t)``. With ``length_norm`` the sum
-is divided by that candidate's own token count. Padding never enters the score — LAVIS averages a loss over the
-*padded* length, which favours short answers; here every sum and count runs over the candidate's real tokens only.
+(the answer ends there, as in training): ``score = Σ_t log p(y_t | prompt, y_<t)`` (scoring ``"sum"``); scoring
+``"mean"`` divides the sum by that candidate's own token count. Padding never enters the score — LAVIS averages a
+loss over the *padded* length, which favours short answers; here every sum and count runs over the candidate's real
+tokens only.
 
 Each question's images go through the vision tower and the Q-Former once, however many candidates it has: the
 Q-Former's instruction comes from the human turns alone, so every candidate row of a question would get the same
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
+from PIL import Image
 
 
 @dataclass
@@ -29,11 +31,14 @@ class CandidateScores:
     logprob: list[float]
     tokens: list[int]
 
-    def scores(self, length_norm: bool = False) -> list[float]:
-        return [lp / n for lp, n in zip(self.logprob, self.tokens)] if length_norm else list(self.logprob)
+    def scores(self, scoring: Literal["sum", "mean"] = "sum") -> list[float]:
+        """Per candidate: the summed log-likelihood (``"sum"``) or its mean per token (``"mean"``)."""
+        if scoring not in ("sum", "mean"):
+            raise ValueError(f"scoring must be sum or mean, got {scoring!r}")
+        return [lp / n for lp, n in zip(self.logprob, self.tokens)] if scoring == "mean" else list(self.logprob)
 
-    def best(self, length_norm: bool = False) -> int:
-        s = self.scores(length_norm)
+    def best(self, scoring: Literal["sum", "mean"] = "sum") -> int:
+        s = self.scores(scoring)
         return max(range(len(s)), key=s.__getitem__)  # the first of equal scores
 
 
@@ -42,18 +47,19 @@ def score_candidates(
     model,
     processor,
     turns: Sequence[Sequence[dict]],
-    images: Sequence[Sequence[str | Path]],
+    images: Sequence[Sequence[str | Path | Image.Image]],
     candidates: Sequence[Sequence[str]],
 ) -> list[CandidateScores]:
     """Log-likelihood of every candidate of every question: each question's images through the vision tower and
     the Q-Former once, all candidates through the LLM in one forward pass.
 
-    turns: per question, the prompt (LLaVA turns ending with a human turn); images: per question, its image paths;
+    turns: per question, the prompt (LLaVA turns ending with a human turn); images: per question, its image paths
+    or PIL images;
     candidates: per question, its answer strings. Returns one `CandidateScores` per question.
     """
     if not (len(turns) == len(images) == len(candidates)):
         raise ValueError(f"got {len(turns)} prompts, {len(images)} image lists, {len(candidates)} candidate lists")
-    paths = [[Path(p) for p in im] for im in images]
+    paths = [[p if isinstance(p, Image.Image) else Path(p) for p in im] for im in images]
     convs, imgs, owner = [], [], []
     for q, (t, im, cands) in enumerate(zip(turns, paths, candidates)):
         if not cands:

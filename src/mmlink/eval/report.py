@@ -5,9 +5,11 @@ Every evaluation run directory holds one ``metrics.json`` (``"format": "mmlink-e
 
 * `run_markdown` -- the per-run ``report.md``: a header (model, settings, commit, seed, config, dtype), then one table
   per task kind in the papers' layout: generation tasks as SAM Table 1 (a column group ROUGE-L | CIDEr | BLEU-4 per
-  task, plus an Average group), closed-ended tasks (``rank``, ``pair_match``) as CaD-VI Table 1 (accuracy with the
+  task, plus an Average group; with fact precision | fact recall added to each group when the items carried scene
+  graphs, `mmlink.eval.facts`), closed-ended tasks (``rank``, ``pair_match``) as CaD-VI Table 1 (accuracy with the
   chance level beside it, plus how candidates were scored), judge tasks (mean rating, judge backend, a warning when
-  the judge is weak).
+  the judge is weak). A run with a blind control (``--blind``) gets a ``blind`` and a ``gap (real − blind)`` row in
+  each table (judge tables: columns); every task's 95 % bootstrap intervals (``ci``, ``gap_ci``) follow its table.
 * `compare` / `write_comparison` -- one table over several runs (markdown with the best value per column in bold,
   CSV, and a grouped bar chart from `mmlink.eval.plots`).
 
@@ -30,8 +32,10 @@ FORMAT = "mmlink-eval-v1"
 METRICS_FILE = "metrics.json"
 # SAM Table 1 column group, in the paper's order.
 GENERATION_METRICS = ("ROUGE-L", "CIDEr", "BLEU-4")
+# World-fact scoring (mmlink.eval.facts), shown beside SAM's group when the items carried scene graphs.
+FACT_METRICS = ("fact precision", "fact recall")
 # Column order of the comparison table; metrics not listed here follow, in first-seen order.
-METRIC_ORDER = ("ROUGE-L", "CIDEr", "BLEU-4", "accuracy", "rating")
+METRIC_ORDER = ("ROUGE-L", "CIDEr", "BLEU-4", *FACT_METRICS, "accuracy", "rating")
 GENERATION_KINDS = ("generate",)
 CLOSED_KINDS = ("rank", "pair_match")
 JUDGE_KINDS = ("judge",)
@@ -40,7 +44,11 @@ MISSING = "—"
 SCORING_TEXT = {
     "sum": "summed log-likelihood of each candidate's tokens + EOS",
     "mean": "log-likelihood divided by the candidate's token count (length-normalised)",
+    "generate": "a short greedy answer matched to the options (exact text, option letter, or the one option it "
+                "contains); unmatched answers count as wrong",
 }
+BLIND = "blind"
+GAP = "gap (real − blind)"
 WEAK_JUDGE_TEXT = "the judge is a small local model; ratings are indicative only"
 
 
@@ -204,28 +212,88 @@ def _n(task: Mapping) -> str:
 
 def _generation_lines(label: str, tasks: dict[str, dict]) -> list[str]:
     names = list(tasks)
-    groups: list[tuple[str, Sequence[str]]] = [(name, GENERATION_METRICS) for name in names]
+    # every group gets the fact columns when any task has them (a task without reads MISSING), so groups line up
+    columns = GENERATION_METRICS + tuple(m for m in FACT_METRICS if any(m in (tasks[n].get("metrics") or {})
+                                                                        for n in names))
+    groups: list[tuple[str, Sequence[str]]] = [(name, columns) for name in names]
     row = [label]
     for name in names:
-        row += [_fmt(_task_metric(tasks[name], m)) for m in GENERATION_METRICS]
+        row += [_fmt(_task_metric(tasks[name], m)) for m in columns]
     if len(names) >= 2:
-        groups.append((AVERAGE, GENERATION_METRICS))
-        row += [_fmt(_mean([_task_metric(tasks[n], m) for n in names])) for m in GENERATION_METRICS]
+        groups.append((AVERAGE, columns))
+        row += [_fmt(_mean([_task_metric(tasks[n], m) for n in names])) for m in columns]
     header, sub = _grouped_header("Model", groups)
     lines = ["## Generation tasks (SAM Table 1 layout)", ""]
-    lines += _table(header, [sub, row])
+    lines += _table(header, [sub, row, *_blind_rows(tasks, names, columns, len(names) >= 2)])
     lines.append("")
     for name in names:
         t = tasks[name]
         extra = f" ({t['group']})" if t.get("group") else ""
         data = f", data `{t['data']}`" if t.get("data") else ""
         lines.append(f"- `{name}`{extra}: n={_n(t)}{data}")
-        others = {k: v for k, v in (t.get("metrics") or {}).items() if k not in GENERATION_METRICS}
+        others = {k: v for k, v in (t.get("metrics") or {}).items() if k not in columns}
         if others:
             lines.append("  - other metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in others.items()))
+        lines += _fact_type_lines(t)
+        lines += _interval_lines(t)
     if len(names) >= 2:
         lines.append(f"- {AVERAGE}: mean over the {len(names)} generation tasks ({MISSING} if a task lacks the metric)")
     lines.append("")
+    return lines
+
+
+def _fact_type_lines(task: Mapping) -> list[str]:
+    """World facts per type, precision / recall ("color 92.00 / 80.00"), in the order metrics.json lists them."""
+    facts = task.get("facts")
+    if not isinstance(facts, dict) or not facts:
+        return []
+    types = list(dict.fromkeys(k.split("/", 1)[1] for k in facts if "/" in k))
+    cells = [f"{t} {_fmt(facts.get(f'precision/{t}'))} / {_fmt(facts.get(f'recall/{t}'))}" for t in types]
+    return ["  - world facts per type (precision / recall): " + ", ".join(cells)] if cells else []
+
+
+def _blind_rows(tasks: Mapping[str, Mapping], names: Sequence[str], metrics: Sequence[str],
+                average: bool) -> list[list[str]]:
+    """The blind control's row and the gap's row (signed), when any task has them."""
+    if not any(isinstance(tasks[n].get(BLIND), dict) for n in names):
+        return []
+    rows = []
+    for key, label, fmt in ((BLIND, BLIND, _fmt), ("gap", GAP, _signed)):
+        row = [label]
+        for name in names:
+            row += [fmt(_part_metric(tasks[name], key, m)) for m in metrics]
+        if average:
+            row += [fmt(_mean([_part_metric(tasks[n], key, m) for n in names])) for m in metrics]
+        rows.append(row)
+    return rows
+
+
+def _part_metric(task: Mapping, part: str, metric: str) -> float | None:
+    m = task.get(part)
+    return _num(m.get(metric)) if isinstance(m, dict) else None
+
+
+def _signed(value: Any) -> str:
+    v = _num(value)
+    return MISSING if v is None else f"{v:+.2f}"
+
+
+def _bounds(ci: Any, fmt=_fmt) -> str:
+    if not (isinstance(ci, (list, tuple)) and len(ci) == 2):
+        return MISSING
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _interval_lines(task: Mapping) -> list[str]:
+    """The task's 95 % bootstrap intervals (its own, and the blind gap's) as bullet lines."""
+    lines = []
+    ci = task.get("ci")
+    if isinstance(ci, dict) and ci:
+        lines.append("  - 95% CI (bootstrap): " + ", ".join(f"{m} {_bounds(b)}" for m, b in ci.items()))
+    gap_ci = task.get("gap_ci")
+    if isinstance(gap_ci, dict) and gap_ci:
+        lines.append("  - gap real − blind, 95% CI (paired bootstrap): "
+                     + ", ".join(f"{m} {_bounds(b, _signed)}" for m, b in gap_ci.items()))
     return lines
 
 
@@ -244,11 +312,15 @@ def _closed_lines(label: str, tasks: dict[str, dict]) -> list[str]:
         chance = _fmt_chance(t.get("chance"))
         row.append(f"{acc} (chance {chance})" if chance else acc)
     lines = ["## Closed-ended tasks (CaD-VI Table 1 layout, accuracy %)", ""]
-    lines += _table(["Model", *names], [row])
+    lines += _table(["Model", *names], [row, *_blind_rows(tasks, names, ("accuracy",), False)])
     lines.append("")
     for name in names:
         t = tasks[name]
-        lines.append(f"- `{name}`: {t.get('kind')}, n={_n(t)}")
+        unmatched = f", {t['unmatched']} answer(s) matched no option" if t.get("unmatched") is not None else ""
+        if unmatched and t.get("blind_unmatched") is not None:
+            unmatched += f" ({t['blind_unmatched']} in the blind pass)"
+        lines.append(f"- `{name}`: {t.get('kind')}, n={_n(t)}{unmatched}")
+        lines += _interval_lines(t)
     lines.append("")
     # One line when every task was scored the same way (the usual case), else one line per task.
     scorings = {name: tasks[name].get("scoring") for name in names}
@@ -262,7 +334,8 @@ def _closed_lines(label: str, tasks: dict[str, dict]) -> list[str]:
 
 
 def _judge_lines(tasks: dict[str, dict]) -> list[str]:
-    rows, warnings = [], []
+    rows, warnings, notes = [], [], []
+    blind = any(isinstance(t.get(BLIND), dict) for t in tasks.values())
     for name, t in tasks.items():
         judge = t.get("judge") if isinstance(t.get("judge"), dict) else {}
         rows.append(
@@ -276,12 +349,20 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
                 str(judge.get("prompt_version") or MISSING),
             ]
         )
+        if blind:
+            rows[-1][3:3] = [_fmt(_part_metric(t, BLIND, "rating")), _signed(_part_metric(t, "gap", "rating"))]
         if judge.get("weak") is True:
             warnings.append(f"> **Warning (`{name}`):** {WEAK_JUDGE_TEXT}.")
+        interval_lines = _interval_lines(t)
+        if interval_lines:
+            notes += [f"- `{name}`:", *interval_lines]
     lines = ["## Judged open-ended tasks (LLM judge, rating 0-5)", ""]
-    header = ["Task", "n", "Mean rating (0-5)", "Rated", "Failures", "Judge", "Prompt version"]
-    lines += _table(header, rows, text_cols=(0, 5, 6))
+    header = ["Task", "n", "Mean rating (0-5)", *(["Blind", "Gap"] if blind else []), "Rated", "Failures", "Judge",
+              "Prompt version"]
+    lines += _table(header, rows, text_cols=(0, len(header) - 2, len(header) - 1))
     lines.append("")
+    if notes:
+        lines += notes + [""]
     if warnings:
         lines += warnings + [""]
     return lines
@@ -505,6 +586,7 @@ def write_comparison(runs: Sequence[dict], out_dir: str | os.PathLike) -> dict[s
 
 __all__ = [
     "AVERAGE",
+    "FACT_METRICS",
     "FORMAT",
     "GENERATION_METRICS",
     "METRIC_ORDER",

@@ -37,6 +37,8 @@ class Item:
 
     generate/judge: ``refs`` are the reference answers; rank: ``candidates`` and the correct ``answer``.
     ``sample`` is the record id; a pair_match record gives two items (``part`` 1 and 2) that are scored together.
+    ``scenes``: the record's ``meta.scenes`` (one scene-graph dict per image, `mmlink.data.world.scene.scene_to_dict`)
+    when it has them, else empty; generated answers are then also scored fact by fact (`mmlink.eval.facts`).
     """
 
     id: str
@@ -48,6 +50,7 @@ class Item:
     answer: str | None = None
     question: str = ""
     part: int = 0
+    scenes: list[dict[str, Any]] = field(default_factory=list)
 
 
 ItemsHook = Callable[[dict[str, Any]], list[Item]]
@@ -121,10 +124,24 @@ def _meta(record: dict[str, Any], key: str) -> Any:
     return meta[key]
 
 
+def _scenes(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """``meta.scenes`` checked for shape only (one dict per image); their content is read when facts are scored."""
+    scenes = (record.get("meta") or {}).get("scenes")
+    if scenes is None:
+        return []
+    if not isinstance(scenes, list) or not all(isinstance(s, dict) for s in scenes):
+        raise ValueError(f"record {record.get('id')!r}: field 'meta.scenes' must be a list of scene objects")
+    if len(scenes) != len(record["image"]):
+        raise ValueError(f"record {record.get('id')!r}: field 'meta.scenes' holds {len(scenes)} scene(s) for "
+                         f"{len(record['image'])} image(s)")
+    return scenes
+
+
 def generate_items(record: dict[str, Any]) -> list[Item]:
     turns, answer = _split_answer(record)
     refs = (record.get("meta") or {}).get("refs") or [answer]
-    return [Item(record["id"], record["id"], record["image"], turns, refs=list(refs), question=_question(turns))]
+    return [Item(record["id"], record["id"], record["image"], turns, refs=list(refs), question=_question(turns),
+                 scenes=_scenes(record))]
 
 
 def rank_items(record: dict[str, Any]) -> list[Item]:
@@ -217,6 +234,8 @@ def load_task_file(path: str | Path) -> list[EvalTask]:
 # --------------------------------------------------------------------------------------------- built-in tasks
 
 for _task in (
+    EvalTask("caption", "generate", "Captioning", "caption", max_new_tokens=64,
+             description="describe one image: place, objects, colours, positions (mini's grounding, fact-scored)"),
     EvalTask("group_caption", "generate", "Group captioning", "group_caption", max_new_tokens=32,
              description="one caption that fits every image of a group (SAM Table 1a)"),
     EvalTask("storytelling", "generate", "Storytelling", "storytelling", max_new_tokens=160,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -249,9 +249,80 @@ def with_changes(scene: Scene, **changes) -> Scene:
     return replace(scene, **changes)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# JSON form (records carry their scene graphs in ``meta.scenes`` so that answers can be checked against them)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def scene_to_dict(scene: Scene) -> dict[str, Any]:
+    """A JSON-ready dict of ``scene``; `scene_from_dict` gives back an equal `Scene` (floats keep their exact value:
+    JSON writes the shortest repr that reads back to the same float)."""
+    objects: list[dict[str, Any]] = []
+    for obj in scene.objects:
+        if isinstance(obj, Character):
+            ident = obj.identity
+            objects.append({
+                "kind": obj.kind,
+                # the name is derived from the rest; written so that a reader of the record sees it, checked on load
+                "identity": {"body": ident.body, "color": ident.color, "pattern": ident.pattern,
+                             "pattern_color": ident.pattern_color, "accessory": ident.accessory, "name": ident.name},
+                "pose": {"action": obj.pose.action, "rotation": obj.pose.rotation, "facing": obj.pose.facing},
+                "x": obj.x, "y": obj.y, "size": obj.size,
+            })  # fmt: skip
+        else:
+            objects.append({"kind": obj.kind, "color": obj.color, "x": obj.x, "y": obj.y, "size": obj.size})
+    return {"context": scene.context, "objects": objects, "lighting": scene.lighting, "seed": scene.seed}
+
+
+def _field(data: Any, key: str, where: str, kind: type | tuple[type, ...], choices: tuple[str, ...] = ()) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"scene field {where or 'scene'!r}: expected an object, got {type(data).__name__}")
+    path = f"{where}.{key}" if where else key
+    if key not in data:
+        raise ValueError(f"scene field {path!r} is missing")
+    value = data[key]
+    # bool is an int subclass; a coordinate or seed given as true/false is a corrupt record, not a number
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"scene field {path!r}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    if choices and value not in choices:
+        raise ValueError(f"scene field {path!r}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def scene_from_dict(data: dict[str, Any]) -> Scene:
+    """The `Scene` of a `scene_to_dict` dict. Raises ValueError naming the bad field ('objects[1].identity.body')."""
+    num = (int, float)
+    context = _field(data, "context", "", str, CONTEXTS)
+    raw_objects = _field(data, "objects", "", list)
+    objects: list[SceneObject] = []
+    for k, raw in enumerate(raw_objects):
+        where = f"objects[{k}]"
+        kind = _field(raw, "kind", where, str, ("character", *THINGS))
+        x, y, size = (float(_field(raw, key, where, num)) for key in ("x", "y", "size"))
+        if kind == "character":
+            iw, pw = f"{where}.identity", f"{where}.pose"
+            raw_ident, raw_pose = _field(raw, "identity", where, dict), _field(raw, "pose", where, dict)
+            ident = Identity(
+                _field(raw_ident, "body", iw, str, BODIES),
+                _field(raw_ident, "color", iw, str, tuple(COLORS)),
+                _field(raw_ident, "pattern", iw, str, PATTERNS),
+                _field(raw_ident, "pattern_color", iw, str, (*COLORS, "none")),
+                _field(raw_ident, "accessory", iw, str, ACCESSORIES),
+            )
+            if "name" in raw_ident and raw_ident["name"] != ident.name:
+                raise ValueError(f"scene field '{iw}.name': {raw_ident['name']!r} is not the name of this identity "
+                                 f"({ident.name!r})")
+            pose = Pose(_field(raw_pose, "action", pw, str, ACTIONS), float(_field(raw_pose, "rotation", pw, num)),
+                        _field(raw_pose, "facing", pw, str, ("left", "right")))
+            objects.append(Character(ident, pose, x, y, size))
+        else:
+            objects.append(Thing(kind, _field(raw, "color", where, str, tuple(COLORS)), x, y, size))
+    return Scene(context, tuple(objects), float(_field(data, "lighting", "", num)), _field(data, "seed", "", int))
+
+
 __all__ = [
     "ACCESSORIES", "ACTIONS", "BODIES", "COLORS", "CONTEXTS", "CONTEXT_THINGS", "NAMES", "PATTERNS", "SPLITS",
     "THINGS", "Character", "Identity", "Pose", "Scene", "SceneObject", "Thing", "all_identities", "identity_pool",
     "location", "place", "relative_position", "rng_for", "sample_identity", "sample_pose", "sample_scene",
-    "with_changes",
+    "scene_from_dict", "scene_to_dict", "with_changes",
 ]  # fmt: skip
