@@ -49,21 +49,22 @@ mini_train = if [ -f $(2)/train_summary.json ]; then echo "== $(2): finished, sk
 	else $(BIN)/mmlink train --config $(1) $(MINI_TRAIN_ARGS); fi
 
 train-mini: $(STAMP)
-	@echo "== data: Stage 1 mix (2800 train / 64 val), Stage 2 pairs (1280 train / 64 val) =="
-	$(MINI_SYNTH) caption        --out $(MINI_DATA)/caption_train        --n 1200 --split train --seed 0
-	$(MINI_SYNTH) group_caption  --out $(MINI_DATA)/group_caption_train  --n 500  --split train --seed 0
-	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/mmlink_pair_train    --n 600  --split train --seed 0
-	$(MINI_SYNTH) change_caption --out $(MINI_DATA)/change_caption_train --n 500  --split train --seed 0
-	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/pair_train           --n 1280 --split train --seed 1
-	for t in caption group_caption change_caption; do \
+	@echo "== data: Stage 1 mix (3600 train / 112 val), Stage 2 pairs (640 train / 64 val) =="
+	$(MINI_SYNTH) caption        --out $(MINI_DATA)/caption_train        --n 1400 --split train --seed 0
+	for t in group_caption change_caption mmlink_pair bison svo nlvr2; do \
+		$(MINI_SYNTH) $$t --out $(MINI_DATA)/$${t}_train --n 300 --split train --seed 0 || exit 1; done
+	$(MINI_SYNTH) vqa_options    --out $(MINI_DATA)/vqa_options_train    --n 400  --split train --seed 0
+	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/pair_train           --n 640  --split train --seed 1
+	for t in caption group_caption change_caption bison nlvr2 vqa_options; do \
 		$(MINI_SYNTH) $$t --out $(MINI_DATA)/$${t}_val --n 16 --split val --seed 0 || exit 1; done
 	$(MINI_SYNTH) mmlink_pair    --out $(MINI_DATA)/mmlink_pair_val      --n 64   --split val --seed 0
 	$(BIN)/python scripts/mix_datasets.py --out $(MINI_DATA)/stage1_train/data.jsonl \
-		$(MINI_DATA)/caption_train $(MINI_DATA)/group_caption_train $(MINI_DATA)/mmlink_pair_train \
-		$(MINI_DATA)/change_caption_train
+		$(MINI_DATA)/caption_train $(MINI_DATA)/group_caption_train $(MINI_DATA)/change_caption_train \
+		$(MINI_DATA)/mmlink_pair_train $(MINI_DATA)/bison_train $(MINI_DATA)/svo_train $(MINI_DATA)/nlvr2_train \
+		$(MINI_DATA)/vqa_options_train
 	$(BIN)/python scripts/mix_datasets.py --out $(MINI_DATA)/stage1_val/data.jsonl \
-		$(MINI_DATA)/caption_val $(MINI_DATA)/group_caption_val $(MINI_DATA)/mmlink_pair_val:16 \
-		$(MINI_DATA)/change_caption_val
+		$(MINI_DATA)/caption_val $(MINI_DATA)/group_caption_val $(MINI_DATA)/change_caption_val \
+		$(MINI_DATA)/mmlink_pair_val:16 $(MINI_DATA)/bison_val $(MINI_DATA)/nlvr2_val $(MINI_DATA)/vqa_options_val
 	@echo "== Stage 1: alignment =="
 	@$(call mini_train,configs/train/mini_stage1.yaml,$(MINI)/stage1)
 	@for v in $(MINI_VARIANTS); do echo "== Stage 2: $$v =="; \

@@ -24,7 +24,25 @@ linears and the projection train), side by side in one run:
 The presets' SAM linears are zero-initialised; their gradients and compute are those of any SAM, which is all that
 matters here. Timing rows measured while other processes used more than 10 % of the CPUs are flagged with ``*``.
 
+``--recipes stage1`` compares instead the ``mini`` Stage-1 recipe before and after its change (32 → 16 query tokens,
+per-patch colour histograms ``vision_config.color_bins`` 0 → 4), side by side in one run:
+
+* after: the Stage-1 config's model (``--stage1-config``, default ``configs/train/mini_stage1.yaml``: ``mini`` in
+  ``--models`` means its ``mini-untrained``) as loaded; before: the same weights rebuilt with
+  ``num_query_tokens=32`` and ``color_bins=0`` — only the query tokens and the cross-attention's key/value (whose
+  input width shrinks by the 64 histogram bins) start fresh, as Stage 1 trains them from scratch anyway. ``tiny`` has
+  no colour bins: only its query count varies (8 before, 4 after);
+* the step: what ``mmlink train`` does for that config — its ``trainable:`` prefixes, frozen modules in eval mode,
+  AdamW (its lr, betas, weight decay on matrices only), gradient clipping at its ``max_grad_norm``, autocast as its
+  ``mixed_precision`` picks on this machine (``--dtype`` overrides), ``--batch-size`` default its ``batch_size``;
+* the batch: real world records, the tasks in ``make train-mini``'s Stage-1 proportions (synthesized into a temporary
+  directory), collated by ``ConversationCollator`` with each variant's own processor;
+* reported: samples/s before and after with the per-repeat ratio band, the FLOPs per step, and the share of the step
+  spent in the frozen vision tower (one ``patch_features`` call on the batch's images per repeat, interleaved with
+  the steps): what caching the vision features could save at most. No memory or matmul peak in this mode.
+
 Usage: python benchmarks/train_throughput.py [--models tiny,mini] [--batch-size 4] [--images 2] [--out r.json]
+       python benchmarks/train_throughput.py --recipes stage1 [--models tiny,mini] [--out r.json]
 """
 
 from __future__ import annotations
@@ -34,8 +52,10 @@ import contextlib
 import gc
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 # benchlib sits next to this script (on sys.path when it runs); it sets the environment before torch is imported.
@@ -63,7 +83,9 @@ side in one run with interleaved repeats on identical deterministic batches. Rep
 the SAM/base ratio; the peak memory of training from a fresh subprocess per variant (CPU: whole-process RSS
 high-water mark, reset after loading; CUDA: max_memory_allocated) and its ratio; and the FLOPs of a step
 (FlopCounterMode, forward + backward), the achieved FLOP/s and its fraction of this machine's measured bf16 and fp32
-torch.matmul peak (MFU).
+torch.matmul peak (MFU). With --recipes stage1: the Stage-1 recipe of --stage1-config before (32 query tokens, no
+colour histograms) vs after (the model as configured) on a batch of real world records, samples/s and the vision
+tower's share of the step.
 """
 WORDS = (
     "the red cube sits left of a small blue sphere while two green cylinders stand behind them near the "
@@ -98,11 +120,16 @@ class Trainer:
     trainable: int
     total: int
     autocast: Callable[[], contextlib.AbstractContextManager]
+    max_grad_norm: float = 0.0  # > 0: clip the gradients' global norm before the update, as `mmlink train` does
 
     def step(self) -> torch.Tensor:
         with self.autocast():
             loss = self.model(**self.batch).loss
         loss.backward()
+        if self.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.max_grad_norm
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach()
@@ -120,15 +147,19 @@ def build_trainer(model_name: str, variant: str, args_like: dict) -> Trainer:
     batch = make_batch(
         processor, args_like["batch_size"], args_like["images"], args_like["target_words"], device
     )
-    if args_like["dtype"] == "bf16":
-        device_type = torch.device(device).type
+    return Trainer(model, optimizer, batch, trainable, total, autocast_for(args_like["dtype"], device))
 
-        def autocast():
-            return torch.autocast(device_type, dtype=torch.bfloat16)
 
-    else:
-        autocast = contextlib.nullcontext
-    return Trainer(model, optimizer, batch, trainable, total, autocast)
+def autocast_for(dtype: str, device: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """``bf16``: ``torch.autocast(bfloat16)`` around the forward; ``fp32``: nothing."""
+    if dtype != "bf16":
+        return contextlib.nullcontext
+    device_type = torch.device(device).type
+
+    def autocast():
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+
+    return autocast
 
 
 def _settings(args) -> dict:
@@ -421,19 +452,331 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
     benchlib.print_busy_warning(console, busy, "measurement(s)")
 
 
+# --------------------------------------------------------------------------- Stage 1: the recipe before vs after
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE1_CONFIG = REPO / "configs" / "train" / "mini_stage1.yaml"
+STAGE1_VARIANTS = ("before", "after")
+# Records per task of `make train-mini`'s Stage-1 mix (Makefile). A batch holds the tasks in these proportions
+# (largest remainders; ties in this order), so its images per sample and answer lengths are those of the real mix.
+STAGE1_MIX = {
+    "caption": 1400, "vqa_options": 400, "group_caption": 300, "change_caption": 300, "mmlink_pair": 300,
+    "bison": 300, "svo": 300, "nlvr2": 300,
+}
+SYNTH_IMAGE_SIZE = 224  # what `make train-mini` renders
+OLD_QUERY_TOKENS = 32  # `mini` before the change (InstructBLIP's count); its EfficientNet tower had no colour bins
+
+
+def stage1_model_name(name: str, config) -> str:
+    """``mini`` in ``--models`` means the Stage-1 config's starting point (``mini-untrained``); others as given."""
+    return config.model if name == "mini" else name
+
+
+def apportion(weights: dict[str, int], total: int) -> dict[str, int]:
+    """``total`` slots split in proportion to ``weights`` (largest remainders; ties in ``weights``' order)."""
+    exact = {k: total * w / sum(weights.values()) for k, w in weights.items()}
+    counts = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: counts[k] - exact[k])[: total - sum(counts.values())]:
+        counts[k] += 1
+    return {k: n for k, n in counts.items() if n}
+
+
+def stage1_records(data_dir: Path, batch_size: int) -> list[dict]:
+    """One batch of real world records, the Stage-1 mix: each task synthesized (train split, seed 0, as
+    ``make train-mini``) into ``data_dir/<task>`` and read back as the trainer reads it."""
+    from mmlink.data.synth import synthesize
+    from mmlink.train.data import ConversationDataset
+
+    records = []
+    for task, n in apportion(STAGE1_MIX, batch_size).items():
+        synthesize(task, data_dir / task, n=n, split="train", seed=0, image_size=SYNTH_IMAGE_SIZE, progress=False)
+        records += ConversationDataset(data_dir / task / "data.jsonl").records[:n]
+    return records
+
+
+def old_recipe_config(config):
+    """The config before the change: 32 query tokens and no colour histograms. A tower without colour bins
+    (``tiny``'s ViT) varies only the query count: twice the current one, as 32 is to 16."""
+    from mmlink.models.qformer import MmlinkQFormerConfig
+
+    raw = config.to_dict()
+    if "color_bins" in raw["vision_config"]:
+        raw["vision_config"]["color_bins"] = 0  # hidden_size (1280 + bins³) and the cross-attention width follow
+        raw["num_query_tokens"] = OLD_QUERY_TOKENS
+    else:
+        raw["num_query_tokens"] = 2 * config.num_query_tokens
+    return MmlinkQFormerConfig.from_dict(raw)
+
+
+def build_old_recipe(model, processor):
+    """``model`` rebuilt with `old_recipe_config`: every weight whose shape still fits is copied; the query tokens
+    and (when the vision width changed) the cross-attention's key/value start fresh (seed 0), as Stage 1 trains them
+    from scratch anyway. Returns the model, its processor (its own number of image tokens) and the fresh names."""
+    from mmlink.models.qformer import MmlinkQFormerForConditionalGeneration
+    from mmlink.models.qformer.processing import MmlinkQFormerProcessor
+
+    config = old_recipe_config(model.config)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        old = MmlinkQFormerForConditionalGeneration(config)
+    own, state = old.state_dict(), model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    old.load_state_dict(fitting, strict=False)
+    fresh = sorted(k for k in own if k not in fitting)
+    unexpected = [k for k in fresh if k != "query_tokens" and ".crossattention.attention.key." not in k
+                  and ".crossattention.attention.value." not in k]
+    if unexpected:
+        raise RuntimeError(f"old recipe: weights that should have been copied did not fit: {unexpected[:5]}")
+    old_processor = MmlinkQFormerProcessor.from_config(
+        config, processor.tokenizer, processor.qformer_tokenizer, processor.image_processor
+    )
+    return old.eval(), old_processor, fresh
+
+
+def stage1_trainer(model, processor, cfg, records: list[dict], dtype: str, device: str) -> Trainer:
+    """What `mmlink train` sets up for ``cfg``: fp32 weights, ``cfg.trainable`` prefixes, frozen modules in eval
+    mode, AdamW with weight decay on matrices only, gradient clipping; the batch from `ConversationCollator`."""
+    from mmlink.train.data import ConversationCollator
+    from mmlink.train.loop import set_train_mode
+
+    model = model.to(device).float()
+    trainable, total = model.set_trainable(cfg.trainable_prefixes)
+    set_train_mode(model, cfg.frozen_eval)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+    )
+    batch = {k: v.to(device) for k, v in ConversationCollator(processor)(records).items()}
+    return Trainer(model, optimizer, batch, trainable, total, autocast_for(dtype, device), cfg.max_grad_norm)
+
+
+def vision_call(trainer: Trainer) -> Callable[[], None]:
+    """One ``patch_features`` call of the frozen tower on the batch's images, as the step runs it (autocast)."""
+    tower, pixels = trainer.model.vision_model, trainer.batch["pixel_values"]
+
+    def call():
+        with trainer.autocast():
+            tower.patch_features(pixels)
+
+    return call
+
+
+@dataclass
+class Stage1Result:
+    model: str  # the preset as loaded
+    step_s: dict[str, list[float]]  # variant -> seconds per training step, one per repeat
+    vision_s: dict[str, list[float]]  # variant -> seconds per patch_features call on the batch's images
+    flops: dict[str, int]
+    params: dict[str, tuple[int, int]]  # variant -> (trainable, total)
+    shape: dict[str, dict[str, int]]  # variant -> query_tokens, vision_width, images, image_tokens, sequence
+    fresh: list[str]  # weights of `before` not copied from the assembled model
+    loss: dict[str, float]
+    others_cpu_pct: float | None = None
+
+    def median(self, variant: str) -> float:
+        return statistics.median(self.step_s[variant])
+
+    def vision_median(self, variant: str) -> float:
+        return statistics.median(self.vision_s[variant])
+
+    def vision_share(self, variant: str) -> float:
+        return self.vision_median(variant) / self.median(variant)
+
+    def speedup(self) -> float:
+        """samples/s after ÷ before."""
+        return self.median("before") / self.median("after")
+
+    def speedup_iqr(self) -> tuple[float, float]:
+        """Quartiles of the per-repeat samples/s ratio after/before (each step vs the other variant's next to it)."""
+        return benchlib.quartiles([b / a for b, a in zip(self.step_s["before"], self.step_s["after"])])
+
+
+def run_stage1(args, log) -> tuple[list[Stage1Result], dict[str, int]]:
+    """Both recipes of every model on one batch of the Stage-1 mix; also returns the batch's tasks."""
+    from mmlink.models import load
+    from mmlink.train.config import TrainConfig
+
+    cfg = TrainConfig.from_file(args.stage1_config)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="train_throughput-") as tmp:
+        log(f"stage 1: synthesizing a batch of {args.batch_size} world records ({SYNTH_IMAGE_SIZE} px)")
+        records = stage1_records(Path(tmp), args.batch_size)
+        for model_name in args.models:
+            name = stage1_model_name(model_name, cfg)
+            log(f"timing {name}: loading it (after) and rebuilding it with the old recipe (before)")
+            after, processor = load(name, **cfg.model_kwargs())
+            before, before_processor, fresh = build_old_recipe(after, processor)
+            trainers = {
+                "before": stage1_trainer(before, before_processor, cfg, records, args.dtype, args.device),
+                "after": stage1_trainer(after, processor, cfg, records, args.dtype, args.device),
+            }
+            del before, after
+            fns = {v: t.step for v, t in trainers.items()}
+            fns.update({f"{v} vision": vision_call(t) for v, t in trainers.items()})
+            log(f"timing {name}: {args.warmup} warm-up + {args.steps} interleaved Stage-1 steps per variant")
+            with OtherCpuLoad() as others:
+                times = time_interleaved(fns, args.warmup, args.steps, args.device)
+            log(f"timing {name}: counting FLOPs of one step per variant")
+            flops = {v: count_step_flops(t) for v, t in trainers.items()}
+            loss = {v: float(t.step()) for v, t in trainers.items()}
+            shape = {}
+            for v, t in trainers.items():
+                config, ids = t.model.config, t.batch["input_ids"]
+                shape[v] = dict(
+                    query_tokens=config.num_query_tokens,
+                    vision_width=config.vision_config.hidden_size,
+                    images=int(t.batch["pixel_values"].shape[0]),
+                    image_tokens=int((ids == config.image_token_index).sum()),
+                    sequence=int(ids.shape[1]),
+                )
+            results.append(
+                Stage1Result(
+                    name,
+                    {v: times[v] for v in STAGE1_VARIANTS},
+                    {v: times[f"{v} vision"] for v in STAGE1_VARIANTS},
+                    flops,
+                    {v: (t.trainable, t.total) for v, t in trainers.items()},
+                    shape,
+                    fresh,
+                    loss,
+                    others.pct,
+                )
+            )
+            del trainers, fns
+            gc.collect()
+    tasks = {}
+    for r in records:
+        tasks[r.get("task", "?")] = tasks.get(r.get("task", "?"), 0) + 1
+    return results, tasks
+
+
+def print_stage1_report(args, machine, results: list[Stage1Result], tasks: dict[str, int]) -> None:
+    from rich.table import Table
+
+    console = benchlib.console(width=130)
+    precision = "bf16 autocast" if args.dtype == "bf16" else "fp32"
+    mix = ", ".join(f"{n} {t}" for t, n in tasks.items())
+    table = Table(
+        title=(
+            f"Stage-1 training step (fwd + bwd + clip + AdamW), old recipe (before) vs new (after): batch "
+            f"{args.batch_size} ({mix}), {precision}"
+        )
+    )
+    for name in ("model", "metric", "before", "after", "after/before", "noise"):
+        table.add_column(name, justify="left" if name in ("model", "metric") else "right")
+    for r in results:
+        b, a = r.shape["before"], r.shape["after"]
+        for key, label in (
+            ("query_tokens", "query tokens / image"),
+            ("vision_width", "vision features (Dv)"),
+            ("image_tokens", f"image tokens ({a['images']} images)"),
+            ("sequence", "LLM sequence (padded)"),
+        ):
+            table.add_row(r.model, label, str(b[key]), str(a[key]), f"{a[key] / b[key]:.3f}×", "")
+        (bt, btot), (at, atot) = r.params["before"], r.params["after"]
+        table.add_row(r.model, "trainable params", fmt_params(bt), fmt_params(at), f"{at / bt:.3f}×", "")
+        table.add_row(r.model, "total params", fmt_params(btot), fmt_params(atot), f"{atot / btot:.4f}×", "")
+        table.add_row(r.model, "GFLOP/step", fmt_gflop(r.flops["before"]), fmt_gflop(r.flops["after"]),
+                      f"{r.flops['after'] / r.flops['before']:.3f}×", "")
+        tb, ta = r.median("before"), r.median("after")
+        table.add_row(r.model, "step time (median)", fmt_time(tb), fmt_time(ta), f"{ta / tb:.3f}×", "")
+        q1, q3 = r.speedup_iqr()
+        flag = " *" if is_busy(r.others_cpu_pct) else ""
+        table.add_row(r.model, "samples/s", f"{args.batch_size / tb:.2f}", f"{args.batch_size / ta:.2f}",
+                      f"{r.speedup():.3f}×{flag}", f"{q1:.2f}..{q3:.2f}×")
+        vb, va = r.vision_median("before"), r.vision_median("after")
+        table.add_row(r.model, "vision tower (median)", fmt_time(vb), fmt_time(va), f"{va / vb:.3f}×", "")
+        table.add_row(r.model, "vision share of step", f"{100 * r.vision_share('before'):.1f}%",
+                      f"{100 * r.vision_share('after'):.1f}%", "", "")
+        table.add_section()
+    console.print(table)
+
+    lines = []
+    for r in results:
+        q1, q3 = r.speedup_iqr()
+        flag = " *" if is_busy(r.others_cpu_pct) else ""
+        lines.append(
+            f"samples/s before -> after, {r.model}: {args.batch_size / r.median('before'):.2f} -> "
+            f"{args.batch_size / r.median('after'):.2f} ({r.speedup():.3f}×, per-repeat {q1:.2f}..{q3:.2f}×){flag}"
+        )
+    for r in results:
+        share = "; ".join(
+            f"{v} {100 * r.vision_share(v):.1f}% ({fmt_time(r.vision_median(v))} of {fmt_time(r.median(v))})"
+            for v in STAGE1_VARIANTS
+        )
+        lines.append(f"vision tower share of the step, {r.model} ({r.shape['after']['images']} images): {share}")
+    console.print("\n".join(lines), highlight=False)
+
+    notes = [
+        benchlib.machine_note(machine),
+        f"timing: medians of {args.steps} interleaved repeats per variant after {args.warmup} warm-up round(s); "
+        "noise: quartiles of the per-repeat samples/s ratio after/before; vision tower: one patch_features call on "
+        "the batch's images per repeat (autocast as in the step; frozen, so no backward runs through it)",
+        f"recipe: {args.stage1_config} (its trainable prefixes, sam_mode, AdamW settings, max_grad_norm, "
+        "frozen_eval); after = the preset as loaded, before = the same weights rebuilt with num_query_tokens=32 and "
+        "vision_config.color_bins=0 (a tower without colour bins: twice the preset's query tokens)",
+    ]
+    for r in results:
+        fresh = ", ".join(sorted({k.split(".crossattention.")[-1] if ".crossattention." in k else k for k in r.fresh}))
+        notes.append(f"before, {r.model}: fresh (seed 0, not copied) {len(r.fresh)} tensors: {fresh}")
+    notes.append("memory and the matmul peak are not measured in this mode (--recipes sam measures them)")
+    losses = ", ".join(f"{r.model} {r.loss['before']:.3f}/{r.loss['after']:.3f}" for r in results)
+    notes.append(f"last loss before/after (sanity): {losses}")
+    console.print("\n".join(notes), highlight=False)
+    benchlib.print_busy_warning(
+        console, [r.others_cpu_pct for r in results if is_busy(r.others_cpu_pct)], "timing row(s)"
+    )
+
+
+def stage1_json(args, results: list[Stage1Result], tasks: dict[str, int]) -> dict:
+    return {
+        "stage1": {
+            "config": str(args.stage1_config),
+            "batch_tasks": tasks,
+            "results": [
+                {
+                    **asdict(r),
+                    "samples_per_s": {v: args.batch_size / r.median(v) for v in STAGE1_VARIANTS},
+                    "throughput_ratio_after_before": r.speedup(),
+                    "throughput_ratio_iqr": list(r.speedup_iqr()),
+                    "vision_share": {v: r.vision_share(v) for v in STAGE1_VARIANTS},
+                }
+                for r in results
+            ],
+        }
+    }
+
+
 # --------------------------------------------------------------------------- CLI
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = benchlib.arg_parser(DESCRIPTION)
-    parser.add_argument("--batch-size", type=int, default=4, help="samples per training step")
+    parser.add_argument(
+        "--recipes", choices=("sam", "stage1"), default="sam",
+        help="sam: base vs SAM (Stage 2's recipes, random-noise batch) with memory and MFU; stage1: Stage 1 of "
+        "--stage1-config before vs after the recipe change (32 -> 16 query tokens, colour bins 0 -> 4) on a batch of "
+        "world records; `mini` then means the config's model (mini-untrained)",
+    )
+    parser.add_argument(
+        "--stage1-config", default=str(STAGE1_CONFIG), help="--recipes stage1: the training config whose recipe runs"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="samples per training step (default: 4; --recipes stage1: the config's batch_size)",
+    )
     parser.add_argument("--images", type=int, default=2, help="images per sample")
     parser.add_argument("--target-words", type=int, default=20, help="words in each sample's answer (the labels)")
     parser.add_argument("--steps", type=int, default=7, help="timed interleaved training steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps per variant first")
     parser.add_argument(
-        "--dtype", choices=("bf16", "fp32"), default="bf16",
-        help="bf16: torch.autocast(bfloat16) around the forward (fp32 weights); fp32: no autocast",
+        "--dtype", choices=("bf16", "fp32"), default=None,
+        help="bf16: torch.autocast(bfloat16) around the forward (fp32 weights); fp32: no autocast (default: bf16; "
+        "--recipes stage1: what the config's mixed_precision picks on this machine)",
     )
     parser.add_argument(
         "--peak-sizes", type=benchlib.int_list, default="1024,2048,3072", help="square matmul sizes for the peak FLOP/s"
@@ -443,6 +786,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--memory-steps", type=int, default=2, help="training steps in each memory subprocess")
     benchlib.add_memory_args(parser, "per variant")
     args = parser.parse_args(argv)
+    if args.recipes == "stage1":
+        from mmlink.runtime import choose_mixed_precision
+        from mmlink.train.config import TrainConfig
+
+        try:
+            cfg = TrainConfig.from_file(args.stage1_config)
+        except (OSError, ValueError) as err:
+            parser.error(f"--stage1-config: {err}")
+        if args.batch_size is None:
+            args.batch_size = cfg.batch_size
+        if args.dtype is None:
+            mixed = choose_mixed_precision(cfg.mixed_precision, args.device).mixed_precision
+            if mixed not in ("bf16", "no"):
+                parser.error(f"--stage1-config asks for {mixed} autocast; pass --dtype bf16 or fp32")
+            args.dtype = "bf16" if mixed == "bf16" else "fp32"
+    args.batch_size = 4 if args.batch_size is None else args.batch_size
+    args.dtype = args.dtype or "bf16"
     if min(args.batch_size, args.images, args.target_words, args.steps, args.peak_repeats) < 1:
         parser.error("--batch-size, --images, --target-words, --steps and --peak-repeats must be >= 1")
     if min(args.memory_steps, args.memory_repeats) < 1 or args.warmup < 0:
@@ -455,6 +815,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = benchlib.start(args, memory_child)  # a --memory-child process ends in here
+    if args.recipes == "stage1":
+        stage1, tasks = run_stage1(args, log)
+        machine = benchlib.machine_info(args.device)
+        log("done")
+        print_stage1_report(args, machine, stage1, tasks)
+        if args.out:
+            benchlib.write_report(args, machine, stage1_json(args, stage1, tasks), [])
+        return 0
     log(f"matmul peak: sizes {args.peak_sizes}, bf16 and fp32")
     peaks = {
         "bf16": measure_peak(torch.bfloat16, args.peak_sizes, args.peak_repeats, args.device),

@@ -62,7 +62,10 @@ def test_mini_generates_offline_from_two_images(mini):
     assert batch["pixel_values"].shape == (2, 3, 224, 224)
     with torch.no_grad():
         feats = model.vision_model.patch_features(batch["pixel_values"])
-    assert feats.shape == (2, 49, 1280)  # EfficientNet-Lite0's 7x7 map
+    assert feats.shape == (2, 49, 1280 + 4**3)  # EfficientNet-Lite0's 7x7 map + a 4-level RGB histogram per cell
+    # the two images differ in place, not in the red ball: their histograms must be real fractions (x sqrt(64))
+    hist = feats[..., 1280:].float() / 8
+    assert torch.allclose(hist.sum(-1), torch.ones(2, 49), atol=1e-2)
     text = answer(model, processor, "Image 1: <image>\nImage 2: <image>\nWhat is common?", images,
                   GenerationSettings(max_new_tokens=8))
     assert isinstance(text[0], str) and text[0].strip()
@@ -71,8 +74,8 @@ def test_mini_generates_offline_from_two_images(mini):
 def test_mini_trainable_fraction_matches_the_sam_recipe(mini):
     model, _ = mini
     trainable, total = model.set_trainable()
-    # SAM linears (1280+1, 2 x (384*384+384)) + projection (384*576+576).
-    assert trainable == (1280 + 1) + 2 * (384 * 384 + 384) + (384 * 576 + 576)
+    # SAM linears (1280+64+1: CNN + colour histogram channels, 2 x (384*384+384)) + projection (384*576+576).
+    assert trainable == (1280 + 64 + 1) + 2 * (384 * 384 + 384) + (384 * 576 + 576)
     assert trainable / total < 0.004  # 0.30% for this 172M-parameter model (paper: 0.05% of 7.9B)
     for p in model.parameters():
         p.requires_grad_(False)

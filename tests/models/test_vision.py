@@ -85,7 +85,26 @@ def test_color_histograms_are_per_cell_fractions_in_the_right_bins():
     assert hist[0, black, 1, 1] == 0.5 and hist[0, gray, 1, 1] == 0.5  # bottom-right: half black, half gray
     feats = tower.patch_features(pixel_values)
     assert feats.shape == (1, 4, 1344)
-    assert torch.equal(feats[0, :, 1280:], hist[0].flatten(1).T)  # cells in the CNN map's row-major order
+    assert torch.equal(feats[0, :, 1280:], 8 * hist[0].flatten(1).T)  # row-major cells, scaled by sqrt(4**3)
+
+
+def test_color_histograms_survive_save_and_from_pretrained(tmp_path):
+    # from_pretrained allocates tensors empty and fills those in the checkpoint: the un-normalisation the histograms
+    # need must not live in a tensor the checkpoint lacks, or it reads uninitialised memory
+    config = tiny_config(vision_config={"model_type": "mmlink_efficientnet_lite", "image_size": 64, "color_bins": 4})
+    model = MmlinkQFormerForConditionalGeneration(config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = MmlinkQFormerForConditionalGeneration.from_pretrained(tmp_path).eval()
+    mean = torch.tensor(config.vision_config.image_mean).view(3, 1, 1)
+    std = torch.tensor(config.vision_config.image_std).view(3, 1, 1)
+    rgb = torch.zeros(3, 64, 64)
+    rgb[2, :, 32:] = 1.0  # right half pure blue, left half black
+    pixel_values = ((rgb - mean) / std)[None]
+    hist = loaded.vision_model.color_histograms(pixel_values, (2, 2))
+    blue = (0 * 4 + 0) * 4 + 3
+    assert hist[0, 0, :, 0].tolist() == [1.0, 1.0] and hist[0, blue, :, 1].tolist() == [1.0, 1.0]
+    with torch.no_grad():
+        assert torch.equal(loaded.vision_model.patch_features(pixel_values), model.vision_model.patch_features(pixel_values))
 
 
 def test_color_bins_are_validated():

@@ -115,7 +115,7 @@ def tiny(seed: int = 0, **overrides) -> Loaded:
 
 # --------------------------------------------------------------------------- mini
 
-MINI_BASE = "mini-base-v1"
+MINI_BASE = "mini-base-v2"  # v2: colour histograms beside the CNN features, 16 query tokens
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -133,7 +133,8 @@ def _package_dir(name: str) -> Path:
 
 def mini_config(text_config, **overrides) -> MmlinkQFormerConfig:
     return MmlinkQFormerConfig(
-        vision_config={"model_type": "mmlink_efficientnet_lite", "variant": "efficientnet-lite0"},
+        # colour histograms per patch: ImageNet features lose most of an object's colour (scripts/probe_vision.py)
+        vision_config={"model_type": "mmlink_efficientnet_lite", "variant": "efficientnet-lite0", "color_bins": 4},
         qformer_config=dict(
             vocab_size=30522,
             hidden_size=384,
@@ -147,7 +148,9 @@ def mini_config(text_config, **overrides) -> MmlinkQFormerConfig:
             pad_token_id=0,
         ),
         text_config=text_config,
-        num_query_tokens=32,
+        # 16, not InstructBLIP's 32: a world image holds a handful of objects, and the LLM's sequence (and so the
+        # CPU's training and decoding time) shrinks with every query token dropped
+        num_query_tokens=16,
         image_token_index=text_config["vocab_size"],  # one past SmolLM2's vocabulary
         **overrides,
     )

@@ -131,13 +131,17 @@ class EfficientNetLiteTower(nn.Module):
         self.net._fc = nn.Identity()  # the ImageNet classifier is never used
         self.hidden_size = config.hidden_size
         self.color_bins = config.color_bins
-        self.register_buffer("pixel_mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
+        # Plain floats, not buffers: from_pretrained allocates a model's tensors empty and fills only those in the
+        # checkpoint, so a non-persistent buffer would hold whatever memory it got (the colours came out garbage).
+        self.image_mean, self.image_std = tuple(config.image_mean), tuple(config.image_std)
 
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         fmap = self.net.extract_features(pixel_values)  # (n, 1280, h, w)
         if self.color_bins:
-            fmap = torch.cat([fmap, self.color_histograms(pixel_values, fmap.shape[-2:]).to(fmap.dtype)], dim=1)
+            # sqrt(bins**3) puts a one-colour cell at unit RMS over its bins, the CNN channels' scale (RMS 0.87 on
+            # world images): raw fractions (RMS 1/8 at 4 bins) would start near-invisible to the cross-attention
+            hist = self.color_histograms(pixel_values, fmap.shape[-2:]) * self.color_bins**1.5
+            fmap = torch.cat([fmap, hist.to(fmap.dtype)], dim=1)
         return fmap.flatten(2).transpose(1, 2)  # (n, h*w, Dv)
 
     def color_histograms(self, pixel_values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -148,7 +152,9 @@ class EfficientNetLiteTower(nn.Module):
         """
         b, (h, w) = self.color_bins, grid
         n, _, height, width = pixel_values.shape
-        rgb = (pixel_values.float() * self.pixel_std + self.pixel_mean).clamp(0, 1)  # (n, 3, H, W) in [0, 1]
+        mean = torch.tensor(self.image_mean, device=pixel_values.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_std, device=pixel_values.device).view(1, 3, 1, 1)
+        rgb = (pixel_values.float() * std + mean).clamp(0, 1)  # (n, 3, H, W) in [0, 1]
         level = (rgb * b).long().clamp(max=b - 1)  # (n, 3, H, W)
         color = (level[:, 0] * b + level[:, 1]) * b + level[:, 2]  # (n, H, W)
         rows = torch.arange(height, device=color.device) * h // height
