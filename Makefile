@@ -34,9 +34,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sam_overhead.py
 	$(BIN)/python benchmarks/synth_throughput.py
 
-# The trained `mini` default (docs/mini_training_plan.md): synthesize the data into runs/mini/data/, then Stage 1
+# The trained `mini` default (docs/mini_card.md): synthesize the data into runs/mini/data/, then Stage 1
 # (alignment: query tokens + Q-Former + projection) and the four Stage-2 SAM ablations, each from Stage 1's final/.
-# Planned for <= 2 h on the 2-core CPU machine. Re-running skips finished stages and resumes interrupted ones.
+# 85 min on the 2-core CPU machine (budget: 2 h). Re-running skips finished stages and resumes interrupted ones.
 # MINI_TRAIN_ARGS adds `mmlink train` flags to every stage (e.g. "--max-steps 3 --save-every 3" for a smoke run).
 MINI := runs/mini
 MINI_DATA := $(MINI)/data
