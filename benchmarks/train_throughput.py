@@ -54,6 +54,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -648,10 +649,7 @@ def run_stage1(args, log) -> tuple[list[Stage1Result], dict[str, int]]:
             )
             del trainers, fns
             gc.collect()
-    tasks = {}
-    for r in records:
-        tasks[r.get("task", "?")] = tasks.get(r.get("task", "?"), 0) + 1
-    return results, tasks
+    return results, dict(Counter(r.get("task", "?") for r in records))
 
 
 def print_stage1_report(args, machine, results: list[Stage1Result], tasks: dict[str, int]) -> None:

@@ -63,7 +63,7 @@ def test_mini_generates_offline_from_two_images(mini):
     with torch.no_grad():
         feats = model.vision_model.patch_features(batch["pixel_values"])
     assert feats.shape == (2, 49, 1280 + 4**3)  # EfficientNet-Lite0's 7x7 map + a 4-level RGB histogram per cell
-    # the two images differ in place, not in the red ball: their histograms must be real fractions (x sqrt(64))
+    # each cell's histogram is a set of fractions summing to 1, scaled by sqrt(4**3) = 8
     hist = feats[..., 1280:].float() / 8
     assert torch.allclose(hist.sum(-1), torch.ones(2, 49), atol=1e-2)
     text = answer(model, processor, "Image 1: <image>\nImage 2: <image>\nWhat is common?", images,
