@@ -107,12 +107,37 @@ def test_invalid_json_config_names_the_file(tmp_path):
         load(tmp_path)
 
 
-def test_checkpoint_without_tokenizer_directory(saved, tmp_path):
+def test_checkpoint_missing_its_llm_tokenizer_names_it(saved, tmp_path):
     path = tmp_path / "ckpt"
     shutil.copytree(saved[0], path)
-    shutil.rmtree(path / "tokenizer")
-    with pytest.raises(ValueError, match=r"no tokenizer/ directory"):
+    for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
+        (path / name).unlink()
+    with pytest.raises(ValueError, match=r"no tokenizer in \./"):
         load(path)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-llava"])
+def test_model_only_save_loads_with_no_processor(preset, tmp_path, capsys):
+    model, processor = load(preset)
+    model.save_pretrained(tmp_path)
+    loaded, none = load(tmp_path)
+    assert none is None and "model-only save" in capsys.readouterr().err
+    batch = processor("Describe <image>", [Image.new("RGB", (40, 30), (200, 20, 20))])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+
+
+def test_processor_save_is_the_instructblip_layout_and_round_trips(saved):
+    path = saved[0]
+    assert (path / "tokenizer.json").exists() and (path / "qformer_tokenizer").is_dir()
+    assert (path / "processor_config.json").exists()
+    _, processor = load(path)
+    _, original = load("tiny")
+    image = Image.new("RGB", (40, 30), (20, 200, 20))
+    a, b = processor("Is it green? <image>", [image]), original("Is it green? <image>", [image])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------- overrides

@@ -6,9 +6,9 @@ Each candidate is scored as the model's log-likelihood of the candidate's tokens
 loss over the *padded* length, which favours short answers; here every sum and count runs over the candidate's real
 tokens only.
 
-Each question's images go through the vision tower and the Q-Former once, however many candidates it has: the
-Q-Former's instruction comes from the human turns alone, so every candidate row of a question would get the same
-image features. The candidate rows are then encoded as text only and each row takes its question's features.
+Each question's images are encoded once (`prompt_image_features`: the vision tower, and the Q-Former or the
+projector), however many candidates it has: the Q-Former's instruction comes from the human turns alone, so every
+candidate row of a question would get the same image features. The candidate rows are then encoded as text only and each row takes its question's features.
 All candidates of a batch of questions go through the LLM in one forward pass. For a decoder-only LLM the rows
 are left-padded (with explicit position ids, so a row's positions do not depend on its padding) and only the last
 ``max candidate length + 1`` positions' logits are computed, not the whole vocabulary over the whole prompt.
@@ -69,20 +69,13 @@ def score_candidates(
             imgs.append(im)
             owner.append(q)
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
     decoder_only = model.config.use_decoder_only_language_model
 
-    # Steps 1–3 once per question: its prompt alone gives the pixel values and the Q-Former instruction (human turns
-    # only, so the same as in each of its candidate rows).
+    # The images once per question: its prompt alone gives the pixel values (and, for the Q-Former family, the
+    # instruction: human turns only, so the same as in each of its candidate rows).
     prompts = processor.encode_conversation([list(t) for t in turns], paths)
     prompts = {k: v.to(device) for k, v in prompts.items()}
-    image_to_sample = model.image_to_sample(prompts["input_ids"], prompts["pixel_values"].shape[0])  # (n,) question
-    _, features = model.get_image_features(
-        prompts["pixel_values"].to(dtype),
-        prompts["qformer_input_ids"],
-        prompts["qformer_attention_mask"],
-        image_to_sample,
-    )  # (n, Q, Dl)
+    features, image_to_sample = model.prompt_image_features(prompts)  # (n, T_img, Dl), (n,) question of each image
     # Each candidate row takes its question's block of images, in order: the nonzero entries of (row, image) in
     # row-major order list row 0's images, then row 1's, ... — the order of the rows' placeholders.
     owner_t = torch.tensor(owner, device=device)  # (R,)

@@ -19,8 +19,11 @@ def load(path_or_preset: str | os.PathLike, **overrides):
     if Path(name).exists():
         return load_checkpoint(name, **overrides)
     if name in PRESETS:
-        check_overrides(overrides, extra=("seed",) if name == "tiny" else ())
-        model, processor = PRESETS.get(name)(**overrides)
+        build = PRESETS.get(name)
+        extra = ("seed",) if name.startswith("tiny") else ()
+        config_class = getattr(build, "config_class", None)
+        check_overrides(overrides, extra, **({"config_class": config_class} if config_class else {}))
+        model, processor = build(**overrides)
         model.mmlink_source = name
         return model, processor
     if os.sep in name or name.startswith("."):

@@ -1,6 +1,6 @@
-"""Load and save Q-Former-family checkpoints: presets, mmlink directories, InstructBLIP directories.
+"""Load and save checkpoints of both families: mmlink directories, InstructBLIP and LLaVA directories.
 
-Three on-disk forms are understood:
+The on-disk forms understood:
 
 * **mmlink full** — ``config.json`` (``model_type: mmlink_qformer``) + safetensors weights + ``tokenizer/`` +
   ``qformer_tokenizer/`` + ``preprocessor_config.json`` (written by ``save_pretrained``);
@@ -8,7 +8,12 @@ Three on-disk forms are understood:
   plus ``trainable.safetensors`` holding only the parameters that were trained;
 * **InstructBLIP** — a directory written by ``InstructBlipForConditionalGeneration.save_pretrained`` (its LLM
   tokenizer at the top, its Q-Former tokenizer in ``qformer_tokenizer/``). SAM's new layers start at zero, so
-  the loaded model computes exactly what the InstructBLIP model computes.
+  the loaded model computes exactly what the InstructBLIP model computes;
+* **LLaVA** — a directory in the ``llava-hf/llava-1.5-7b-hf`` layout (``model_type: llava``) or mmlink's own LLaVA
+  save (``model_type: mmlink_llava``); the model is transformers' LLaVA (`mmlink.models.llava`).
+
+Any of them may be a model-only save (``save_pretrained`` of the model alone, no tokenizer files): the model loads
+and the processor is None.
 
 Weights are read with safetensors only; nothing is unpickled.
 """
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, InstructBlipConfig
+from transformers import AutoTokenizer, CLIPImageProcessorPil, InstructBlipConfig, LlavaConfig
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.utils import logging as hf_logging
 
+from mmlink.models.llava import MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor
 from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
 from mmlink.models.qformer.processing import MmlinkQFormerProcessor
 
@@ -34,24 +41,26 @@ DELTA_FORMAT = 1
 # Settings a trainable-only checkpoint may change relative to its base.
 SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer", "max_images")
 _LOAD_KWARGS = ("dtype", "device_map", "attn_implementation")
+PROCESSOR_CONFIG = "processor_config.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt", "vocab.json")
 
 
-def check_overrides(overrides: dict, extra: tuple[str, ...] = ()) -> None:
+def check_overrides(overrides: dict, extra: tuple[str, ...] = (), config_class=MmlinkQFormerConfig) -> None:
     """Unknown override keys are errors (a typo must not be stored silently as a config attribute)."""
-    valid = set(MmlinkQFormerConfig.__annotations__) | set(_LOAD_KWARGS) | set(extra)
+    valid = set(config_class.__annotations__) | set(_LOAD_KWARGS) | set(extra)
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(f"unknown override(s) {unknown}; valid: {sorted(valid)}")
 
 
-def _split_overrides(overrides: dict) -> tuple[dict, dict]:
+def _split_overrides(overrides: dict, config_class=MmlinkQFormerConfig) -> tuple[dict, dict]:
     """Separate config overrides from loader keyword arguments; unknown keys are errors."""
-    check_overrides(overrides)
+    check_overrides(overrides, config_class=config_class)
     config_kw = {k: v for k, v in overrides.items() if k not in _LOAD_KWARGS}
     return config_kw, {k: v for k, v in overrides.items() if k in _LOAD_KWARGS}
 
 
-def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> MmlinkQFormerForConditionalGeneration:
+def _load_weights(path: Path, config, load_kw: dict, model_class=MmlinkQFormerForConditionalGeneration):
     """``from_pretrained`` with a strict check: only SAM's layers may be absent (they start at zero) or extra."""
     if not any(path.glob("*.safetensors")):
         found = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
@@ -62,7 +71,7 @@ def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> Mml
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the expected SAM gaps are reported by us, precisely, below
     try:
-        model, info = MmlinkQFormerForConditionalGeneration.from_pretrained(
+        model, info = model_class.from_pretrained(
             path, config=config, output_loading_info=True, use_safetensors=True, **load_kw
         )
     finally:
@@ -78,12 +87,38 @@ def _load_weights(path: Path, config: MmlinkQFormerConfig, load_kw: dict) -> Mml
     return model.eval()
 
 
-def _load_processor(path: Path, config: MmlinkQFormerConfig, tokenizer_dir: Path) -> MmlinkQFormerProcessor:
-    """Tokenizers from ``tokenizer_dir`` (InstructBLIP: the checkpoint's top; mmlink: ``tokenizer/``) and
-    ``qformer_tokenizer/``; the image processor from ``preprocessor_config.json`` when present, else the config."""
+def _has_tokenizer(directory: Path) -> bool:
+    return directory.is_dir() and any((directory / f).exists() for f in TOKENIZER_FILES)
+
+
+def _load_llava_processor(path: Path, config: MmlinkLlavaConfig) -> MmlinkLlavaProcessor | None:
+    """mmlink's own save (``processor_config.json`` naming `MmlinkLlavaProcessor`), else a llava-hf directory's
+    tokenizer and image processor with the settings from the config; None for a model-only save."""
+    processor_config = path / PROCESSOR_CONFIG
+    if processor_config.exists() and json.loads(processor_config.read_text()).get("processor_class") == (
+        MmlinkLlavaProcessor.__name__
+    ):
+        return MmlinkLlavaProcessor.from_pretrained(path)
+    if not _has_tokenizer(path):
+        return None
+    image_processor = None
+    if (path / "preprocessor_config.json").exists():
+        image_processor = CLIPImageProcessorPil.from_pretrained(path)
+    return MmlinkLlavaProcessor.from_config(config, AutoTokenizer.from_pretrained(path), image_processor)
+
+
+def _load_processor(path: Path, config: MmlinkQFormerConfig, tokenizer_dir: Path, own_save: bool):
+    """The processor saved beside the weights: ``processor_config.json`` (mmlink's `ProcessorMixin` save), else the
+    tokenizers in ``tokenizer_dir`` (InstructBLIP: the checkpoint's top; older mmlink saves: ``tokenizer/``) and
+    ``qformer_tokenizer/`` with the image processor from ``preprocessor_config.json`` or the config. A model-only
+    directory (no tokenizer files at all) gives None."""
+    if own_save and (path / PROCESSOR_CONFIG).exists():
+        return MmlinkQFormerProcessor.from_pretrained(path)
+    if not _has_tokenizer(tokenizer_dir) and not (path / "qformer_tokenizer").is_dir():
+        return None
     for directory in (tokenizer_dir, path / "qformer_tokenizer"):
-        if not directory.is_dir():
-            raise ValueError(f"{path}: checkpoint has no {directory.relative_to(path)}/ directory")
+        if not _has_tokenizer(directory):
+            raise ValueError(f"{path}: checkpoint has no tokenizer in {directory.relative_to(path)}/")
     image_processor = None
     if (path / "preprocessor_config.json").exists():
         image_processor = BlipImageProcessorPil.from_pretrained(path)
@@ -106,31 +141,48 @@ def load_checkpoint(path: str | os.PathLike, **overrides):
         return _load_delta(path, **overrides)
     if not (path / "config.json").exists():
         raise ValueError(f"{path} is not a checkpoint: it has no config.json or {DELTA_CONFIG}")
-    config_kw, load_kw = _split_overrides(overrides)
     try:
         raw = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path / 'config.json'} is not valid JSON: {err}") from None
     model_type = raw.get("model_type")
-    if model_type == "instructblip":
+    if model_type in ("llava", MmlinkLlavaConfig.model_type):
+        config_kw, load_kw = _split_overrides(overrides, MmlinkLlavaConfig)
+        if model_type == "llava":
+            config = MmlinkLlavaConfig.from_llava(LlavaConfig.from_pretrained(path), **config_kw)
+        else:
+            config = MmlinkLlavaConfig.from_dict({**raw, **config_kw})
+        model = _load_weights(path, config, load_kw, MmlinkLlavaForConditionalGeneration)
+        processor = _load_llava_processor(path, config)
+    elif model_type == "instructblip":
+        config_kw, load_kw = _split_overrides(overrides)
         config = MmlinkQFormerConfig.from_instructblip(InstructBlipConfig.from_pretrained(path), **config_kw)
         model = _load_weights(path, config, load_kw)
-        processor = _load_processor(path, config, tokenizer_dir=path)
+        processor = _load_processor(path, config, tokenizer_dir=path, own_save=False)
     elif model_type == MmlinkQFormerConfig.model_type:
+        config_kw, load_kw = _split_overrides(overrides)
         # Through the constructor, so that overrides are validated like any other setting.
         config = MmlinkQFormerConfig.from_dict({**raw, **config_kw})
         model = _load_weights(path, config, load_kw)
-        processor = _load_processor(path, config, tokenizer_dir=path / "tokenizer")
+        legacy = path / "tokenizer"  # saves before the ProcessorMixin processors kept the LLM tokenizer here
+        processor = _load_processor(path, config, tokenizer_dir=legacy if legacy.is_dir() else path, own_save=True)
     else:
         raise ValueError(
-            f"{path}: model_type {model_type!r} is not supported by the Q-Former family "
-            f"(expected 'instructblip' or {MmlinkQFormerConfig.model_type!r})"
+            f"{path}: model_type {model_type!r} is not supported (expected 'instructblip', "
+            f"{MmlinkQFormerConfig.model_type!r}, 'llava' or {MmlinkLlavaConfig.model_type!r})"
         )
+    if processor is None:
+        print(f"mmlink: {path} is a model-only save (no tokenizer files): the processor is None", file=sys.stderr)
     model.mmlink_source = str(path.resolve())
     return model, processor
 
 
-def save_trainable(model: MmlinkQFormerForConditionalGeneration, directory: str | os.PathLike, base: str | None = None):
+def delta_settings(config) -> dict:
+    """The settings a trainable-only save records (those of `SETTING_KEYS` the model's family has)."""
+    return {k: getattr(config, k) for k in SETTING_KEYS if hasattr(config, k)}
+
+
+def save_trainable(model, directory: str | os.PathLike, base: str | None = None):
     """Save only the parameters with ``requires_grad`` plus a reference to the base model.
 
     ``base`` is a preset name or checkpoint directory; defaults to where ``model`` was loaded from.
@@ -149,7 +201,7 @@ def save_trainable(model: MmlinkQFormerForConditionalGeneration, directory: str 
     meta = {
         "format": DELTA_FORMAT,
         "base": str(base),
-        "settings": {k: getattr(model.config, k) for k in SETTING_KEYS},
+        "settings": delta_settings(model.config),
         "parameters": sum(v.numel() for v in state.values()),
     }
     tmp = directory / f".{DELTA_CONFIG}.tmp"
@@ -176,7 +228,7 @@ def _load_delta(path: Path, **overrides):
         raise FileNotFoundError(f"{path}: {DELTA_WEIGHTS} is missing")
     state = load_file(weights)
     own = model.state_dict()
-    if model.config.sam_mode == "none":  # SAM switched off: its trained linears have nowhere to go, by request
+    if getattr(model.config, "sam_mode", None) == "none":  # SAM switched off: its trained linears have nowhere to go, by request
         state = {k: v for k, v in state.items() if not k.startswith("sam.")}
     bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
     if bad:
@@ -184,8 +236,25 @@ def _load_delta(path: Path, **overrides):
     with torch.no_grad():
         for k, v in state.items():
             own[k].copy_(v)
+    if meta.get("adapter"):  # a LoRA run: its adapter directory (peft) beside the delta
+        model = merge_adapter(model, path / meta["adapter"])
     model.mmlink_source = str(path.resolve())
     return model, processor
+
+
+def merge_adapter(model, directory: Path):
+    """Apply the PEFT (LoRA) adapter saved in ``directory`` and merge it into the weights (peft's
+    ``merge_and_unload``): the result is the plain model computing what base + adapter computes, so decoding,
+    quantization and serving need nothing peft-specific. ``requires_grad`` flags stay as they were."""
+    from peft import PeftModel
+
+    if not (directory / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{directory}: the PEFT adapter named by {DELTA_CONFIG} is missing")
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    model = PeftModel.from_pretrained(model, directory).merge_and_unload()
+    for name, p in model.named_parameters():  # PeftModel froze everything
+        p.requires_grad_(flags[name])
+    return model
 
 
 __all__ = ["load_checkpoint", "save_trainable", "DELTA_CONFIG", "DELTA_WEIGHTS"]

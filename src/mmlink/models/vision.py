@@ -19,14 +19,17 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import (
     AutoConfig,
+    AutoModel,
     CLIPVisionConfig,
     CLIPVisionModel,
     InstructBlipVisionConfig,
     InstructBlipVisionModel,
     PreTrainedConfig,
+    PreTrainedModel,
     SiglipVisionConfig,
     SiglipVisionModel,
 )
+from transformers.modeling_outputs import BaseModelOutput
 
 from mmlink.registry import Registry
 
@@ -117,14 +120,22 @@ class EfficientNetLiteVisionConfig(PreTrainedConfig):
         self.hidden_size = EFFICIENTNET_LITE_WIDTH + self.color_bins**3
 
 
-AutoConfig.register(EfficientNetLiteVisionConfig.model_type, EfficientNetLiteVisionConfig)
 
 
-class EfficientNetLiteTower(nn.Module):
-    """Final convolutional feature map of an EfficientNet-Lite, flattened to patch tokens."""
+class EfficientNetLiteTower(PreTrainedModel):
+    """Final convolutional feature map of an EfficientNet-Lite, flattened to patch tokens.
+
+    A ``PreTrainedModel`` registered with ``AutoModel``, so that transformers' LLaVA builds it as its vision tower
+    (``AutoModel.from_config(config.vision_config)``) and reads ``hidden_states[-1]`` from its output."""
+
+    config_class = EfficientNetLiteVisionConfig
+    config: EfficientNetLiteVisionConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "net"
+    input_modalities = ("image",)
 
     def __init__(self, config: EfficientNetLiteVisionConfig):
-        super().__init__()
+        super().__init__(config)
         from efficientnet_lite_pytorch import EfficientNet
 
         self.net = EfficientNet.from_name(config.variant, image_size=config.image_size)
@@ -134,6 +145,16 @@ class EfficientNetLiteTower(nn.Module):
         # Plain floats, not buffers: from_pretrained allocates a model's tensors empty and fills only those in the
         # checkpoint, so a non-persistent buffer would hold whatever memory it got (the colours came out garbage).
         self.image_mean, self.image_std = tuple(config.image_mean), tuple(config.image_std)
+        self.post_init()
+
+    def _init_weights(self, module) -> None:
+        """The ImageNet network initialises itself when built; its weights then come from a checkpoint."""
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutput:
+        """``last_hidden_state`` = ``hidden_states[-1]`` = the patch features ``(n, P, Dv)``: one "layer", as LLaVA's
+        ``vision_feature_layer=-1`` with ``vision_feature_select_strategy="full"`` expects."""
+        feats = self.patch_features(pixel_values)  # (n, P, Dv)
+        return BaseModelOutput(last_hidden_state=feats, hidden_states=(feats,))
 
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         fmap = self.net.extract_features(pixel_values)  # (n, 1280, h, w)
@@ -165,6 +186,10 @@ class EfficientNetLiteTower(nn.Module):
         counts = torch.bincount(keys.flatten(), minlength=n * h * w * b**3).view(n, h * w, b**3).float()
         fractions = counts / counts.sum(-1, keepdim=True)  # (n, h*w, bins**3)
         return fractions.transpose(1, 2).reshape(n, b**3, h, w)  # (n, bins**3, h, w)
+
+
+AutoConfig.register(EfficientNetLiteVisionConfig.model_type, EfficientNetLiteVisionConfig)
+AutoModel.register(EfficientNetLiteVisionConfig, EfficientNetLiteTower)
 
 
 @VISION_TOWERS.register(EfficientNetLiteVisionConfig.model_type)

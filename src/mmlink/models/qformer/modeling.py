@@ -30,6 +30,7 @@ from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
+from mmlink.models.common import TrainableMixin
 from mmlink.models.qformer.configuration import MmlinkQFormerConfig
 from mmlink.models.vision import build_vision_tower
 
@@ -100,7 +101,7 @@ class SamGuidance(nn.Module):
         return merged, has_context
 
 
-class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
+class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
     """InstructBLIP-style multi-image MLLM; ``config.sam_mode`` selects base, +LIN, +BSG or full SAM."""
 
     config_class = MmlinkQFormerConfig
@@ -113,6 +114,9 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
     _supports_attention_backend = True
     _keep_in_fp32_modules = ["query_tokens"]
     _no_split_modules = ["InstructBlipQFormerLayer", "InstructBlipEncoderLayer", "LlamaDecoderLayer"]
+    # Family-neutral names the training code uses: the projector's parameters, and where the LLM lives.
+    projector_prefix = "language_projection."
+    language_model_prefix = "language_model."
 
     def __init__(self, config: MmlinkQFormerConfig):
         super().__init__(config)
@@ -224,6 +228,18 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
             hidden = layer(hidden, attn, image_embeds, query_length=q)
         return hidden
 
+    def prompt_image_features(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Steps 1–3 for a processor batch → image features ``(n, Q, Dl)`` (what ``forward(image_features=...)``
+        takes) and each image's sample index ``(n,)``. The same call exists in every family."""
+        image_to_sample = self.image_to_sample(batch["input_ids"], batch["pixel_values"].shape[0])  # (n,)
+        _, features = self.get_image_features(
+            batch["pixel_values"].to(self.dtype),
+            batch["qformer_input_ids"],
+            batch.get("qformer_attention_mask"),
+            image_to_sample,
+        )
+        return features, image_to_sample
+
     # ------------------------------------------------------------------ step 4
 
     def _merge_inputs(
@@ -329,12 +345,7 @@ class MmlinkQFormerForConditionalGeneration(PreTrainedModel):
     def set_trainable(self, prefixes: tuple[str, ...] = ("sam.", "language_projection.")) -> tuple[int, int]:
         """Train only parameters whose name starts with one of ``prefixes`` (SAM §4.4 default: the new linears and
         the projection). Returns (trainable, total) parameter counts."""
-        trainable = total = 0
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith(prefixes))
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-        return trainable, total
+        return super().set_trainable(prefixes)
 
 
 __all__ = ["MmlinkQFormerForConditionalGeneration", "MmlinkQFormerOutput", "SamGuidance"]
