@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: install demo test bench clean train-mini
+.PHONY: install demo test bench clean train-mini train-mini-llava mini-data
 
 # test samples per task in `make demo` (CIDEr needs whole sets: keep it >= 10)
 DEMO_LIMIT ?= 30
@@ -48,7 +48,8 @@ mini_train = if [ -f $(2)/train_summary.json ]; then echo "== $(2): finished, sk
 	elif ls -d $(2)/checkpoints/step-* >/dev/null 2>&1; then $(BIN)/mmlink train --config $(1) --resume $(MINI_TRAIN_ARGS); \
 	else $(BIN)/mmlink train --config $(1) $(MINI_TRAIN_ARGS); fi
 
-train-mini: $(STAMP)
+mini-data: $(MINI_DATA)/.done
+$(MINI_DATA)/.done: | $(STAMP)
 	@echo "== data: Stage 1 mix (3600 train / 112 val), Stage 2 pairs (640 train / 64 val) =="
 	$(MINI_SYNTH) caption        --out $(MINI_DATA)/caption_train        --n 1400 --split train --seed 0
 	for t in group_caption change_caption mmlink_pair bison svo nlvr2; do \
@@ -65,12 +66,21 @@ train-mini: $(STAMP)
 	$(BIN)/python scripts/mix_datasets.py --out $(MINI_DATA)/stage1_val/data.jsonl \
 		$(MINI_DATA)/caption_val $(MINI_DATA)/group_caption_val $(MINI_DATA)/change_caption_val \
 		$(MINI_DATA)/mmlink_pair_val:16 $(MINI_DATA)/bison_val $(MINI_DATA)/nlvr2_val $(MINI_DATA)/vqa_options_val
+	touch $@
+
+train-mini: mini-data
 	@echo "== Stage 1: alignment =="
 	@$(call mini_train,configs/train/mini_stage1.yaml,$(MINI)/stage1)
 	@for v in $(MINI_VARIANTS); do echo "== Stage 2: $$v =="; \
 		$(call mini_train,configs/train/mini_stage2_$$v.yaml,$(MINI)/stage2_$$v) || exit 1; done
 	@echo "== ship: the trained parts into the package (the mini presets' weights) =="
 	$(BIN)/python scripts/ship_mini.py --runs $(MINI) --dest src/mmlink/models/weights/mini
+
+# `mini-llava` (docs/mini_llava_card.md): LLaVA's Stage 1 — the projector alone — on the same world data as `mini`.
+train-mini-llava: mini-data
+	@echo "== mini-llava Stage 1: the projector =="
+	@$(call mini_train,configs/train/mini_llava_stage1.yaml,runs/mini_llava/stage1)
+	$(BIN)/python scripts/ship_mini.py --recipe mini-llava --runs runs/mini_llava --dest src/mmlink/models/weights/mini_llava
 
 clean:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
-"""Copy the finished `make train-mini` runs into the package as the `mini` presets' weights.
+"""Copy the finished `make train-mini` (or `make train-mini-llava`) runs into the package as the presets' weights.
 
     python scripts/ship_mini.py [--runs runs/mini] [--dest src/mmlink/models/weights/mini]
+    python scripts/ship_mini.py --recipe mini-llava --runs runs/mini_llava --dest src/mmlink/models/weights/mini_llava
 
 Stage 1's ``final/`` goes to ``DEST/stage1`` with its base set to the ``mini-untrained`` preset; each Stage-2
 variant's ``final/`` goes to ``DEST/<variant>`` with its base set to ``../stage1`` (resolved against the variant's
@@ -24,9 +25,12 @@ KEEP = ("steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per
         "final_train_loss", "final_val_loss", "resumed_from_step")
 
 
-def ship(runs: Path, dest: Path) -> dict:
-    sources = {"stage1": (runs / "stage1", "mini-untrained")}
-    sources.update({v: (runs / f"stage2_{v}", "../stage1") for v in VARIANTS})
+def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
+    if recipe == "mini-llava":  # LLaVA's Stage 1 (the projector) on the untrained assembly
+        sources = {"stage1": (runs / "stage1", "mini-llava-untrained")}
+    else:
+        sources = {"stage1": (runs / "stage1", "mini-untrained")}
+        sources.update({v: (runs / f"stage2_{v}", "../stage1") for v in VARIANTS})
     record = {}
     for name, (run, base) in sources.items():
         summary_path = run / "train_summary.json"
@@ -43,7 +47,7 @@ def ship(runs: Path, dest: Path) -> dict:
         record[name] = {**{k: summary.get(k) for k in KEEP},
                         "train_data": cfg["train_data"], "val_data": cfg["val_data"], "seed": cfg["seed"],
                         "lr": cfg["lr"], "warmup_steps": cfg["warmup_steps"], "batch_size": cfg["batch_size"],
-                        "sam_mode": meta["settings"]["sam_mode"], "bytes": (out / DELTA_WEIGHTS).stat().st_size}
+                        "sam_mode": meta["settings"].get("sam_mode"), "bytes": (out / DELTA_WEIGHTS).stat().st_size}
     (dest / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -53,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/mini", type=Path, help="the make train-mini output (default runs/mini)")
     parser.add_argument("--dest", default="src/mmlink/models/weights/mini", type=Path,
                         help="package directory of the weights (default src/mmlink/models/weights/mini)")
+    parser.add_argument("--recipe", choices=("mini", "mini-llava"), default="mini",
+                        help="which runs: mini (Stage 1 + the four Stage-2 variants) or mini-llava (Stage 1)")
     args = parser.parse_args(argv)
     try:
-        record = ship(args.runs, args.dest)
+        record = ship(args.runs, args.dest, args.recipe)
     except (FileNotFoundError, KeyError, json.JSONDecodeError) as err:
         print(f"ship_mini: error: {err}", file=sys.stderr)
         return 2

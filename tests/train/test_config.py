@@ -1,10 +1,14 @@
-"""TrainConfig: paper defaults, strict keys and types, YAML/JSON files, CLI-string overrides."""
+"""TrainConfig: paper defaults, strict keys and types, YAML/JSON files, CLI-string overrides, the lora section."""
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from mmlink.train.config import TRAINABLE_POLICIES, TrainConfig, parse_overrides
+from mmlink.train.config import LORA_TARGETS, TRAINABLE_POLICIES, LoraSettings, TrainConfig, parse_overrides
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
 def test_defaults_follow_the_paper_recipe():
@@ -14,6 +18,7 @@ def test_defaults_follow_the_paper_recipe():
     assert c.max_grad_norm == 1.0 and c.mixed_precision == "auto"
     assert c.trainable == "sam" and c.trainable_prefixes == ("sam.", "language_projection.")
     assert set(TRAINABLE_POLICIES) == {"sam", "projection", "qformer", "all"}
+    assert c.lora is None and c.projector_lr is None and c.schedule_warmup_steps == 240
 
 
 def test_yaml_file_reads_yaml12_scalars_and_lists(tmp_path):
@@ -49,6 +54,20 @@ def test_json_file_and_cli_string_overrides(tmp_path):
         ({"trainable": "everything"}, "trainable"),
         ({"betas": [0.9]}, "betas"),
         ({"sam_mode": "full"}, "sam_mode"),
+        ({"lora": {"rank": 8}}, r"lora: unknown key\(s\) \['rank'\]; valid keys: r, alpha"),
+        ({"lora": {"r": "8"}}, "lora.r: expected an integer"),
+        ({"lora": {"r": 0}}, "lora.r must be >= 1"),
+        ({"lora": {"alpha": 0}}, "lora.alpha must be > 0"),
+        ({"lora": {"dropout": 1.0}}, r"lora.dropout must be in \[0, 1\)"),
+        ({"lora": {"target_modules": "q_proj"}}, "lora.target_modules: expected a list"),
+        ({"lora": {"target_modules": ["self_attn.q_proj"]}}, "lora.target_modules must be .* without dots"),
+        ({"lora": {"target_modules": ["q_proj", "lm_head"]}}, "lm_head is never adapted"),
+        ({"lora": {"save_merged": "yes"}}, "lora.save_merged: expected true/false"),
+        ({"lora": 8}, "lora: expected a mapping"),
+        ({"lora": {}, "trainable": "all"}, "trainable: 'all'.*beside its LoRA adapters"),
+        ({"projector_lr": 0}, "projector_lr must be > 0"),
+        ({"warmup_ratio": 1.5}, r"warmup_ratio must be in \[0, 1\)"),
+        ({"warmup_ratio": 0.03, "warmup_steps": 10}, "set warmup_ratio or warmup_steps, not both"),
     ],
 )
 def test_bad_values_are_errors(extra, message):
@@ -65,3 +84,36 @@ def test_required_keys_and_bad_files(tmp_path):
         TrainConfig.from_file(bad)
     with pytest.raises(FileNotFoundError):
         TrainConfig.from_file(tmp_path / "none.yaml")
+
+
+def test_lora_section_defaults_to_cadvi_and_round_trips():
+    c = TrainConfig.from_dict({"train_data": "d.jsonl", "out_dir": "o", "lora": {}, "trainable": "projection"})
+    assert c.lora == LoraSettings(r=128, alpha=256.0, dropout=0.05, target_modules=LORA_TARGETS, save_merged=False)
+    d = c.to_dict()
+    assert d["lora"]["target_modules"] == list(LORA_TARGETS)  # plain lists: YAML/JSON safe
+    assert TrainConfig.from_dict(yaml.safe_load(yaml.safe_dump(d))) == c
+    assert TrainConfig.from_dict(json.loads(json.dumps(d))) == c
+    # from the CLI: --lora '{r: 8, alpha: 16}' --projector-lr 2e-5 --warmup-ratio 0.03; --lora null switches it off
+    o = parse_overrides({"lora": "{r: 8, alpha: 16}", "projector_lr": "2e-5", "warmup_ratio": "0.03"})
+    c = TrainConfig.from_dict({"train_data": "d.jsonl", "out_dir": "o", "max_steps": 1000, **o})
+    assert (c.lora.r, c.lora.alpha, c.lora.dropout, c.projector_lr) == (8, 16.0, 0.05, 2e-5)
+    assert c.schedule_warmup_steps == 30  # ceil(0.03 × 1000), as transformers' warmup_ratio
+    assert TrainConfig.from_dict({**c.to_dict(), **parse_overrides({"lora": "null"})}).lora is None
+
+
+def test_the_projection_policy_is_the_models_projector():
+    c = TrainConfig(train_data="d.jsonl", out_dir="o", trainable="qformer")
+    assert c.trainable_prefixes_for("model.multi_modal_projector.") == (
+        "query_tokens", "qformer.", "sam.", "model.multi_modal_projector.")  # the LLaVA family's projector
+    assert TrainConfig(train_data="d.jsonl", out_dir="o", trainable="projection").trainable_prefixes == (
+        "language_projection.",)
+    c = TrainConfig(train_data="d.jsonl", out_dir="o", trainable=["<projector>", "sam."])
+    assert c.trainable_prefixes_for("model.multi_modal_projector.") == ("model.multi_modal_projector.", "sam.")
+
+
+def test_the_cadvi_example_config_holds_the_released_recipe():
+    c = TrainConfig.from_file(EXAMPLES / "cadvi_lora_example.yaml")
+    assert c.model == "mini-llava" and c.trainable == "projection"
+    assert (c.lora.r, c.lora.alpha, c.lora.dropout, c.lora.target_modules) == (128, 256.0, 0.05, LORA_TARGETS)
+    assert (c.lr, c.projector_lr, c.warmup_ratio) == (1e-4, 2e-5, 0.03)
+    assert c.batch_size * c.grad_accum == 128  # CaD-VI's global batch on one process

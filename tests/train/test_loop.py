@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch.testing import assert_close
 from safetensors.torch import load_file
 
 from mmlink.cli import main
 from mmlink.data.synth import synthesize
 from mmlink.models import load
 from mmlink.train import TrainConfig, train
+from mmlink.train.data import ConversationCollator, ConversationDataset
 from mmlink.train.loop import SUMMARY_KEYS, list_checkpoints
 
 # One thread here and in the subprocesses: tiny matrices run fastest that way, and bit-exact comparisons need the
@@ -116,16 +118,12 @@ sys.exit(main(["train", "--config", {config!r}]))
 """
 
 
-def test_resume_after_sigkill_gives_the_same_weights(data, tmp_path):
-    n, k = 8, 4
-    ref = tmp_path / "ref"
-    train(cfg(data, ref, max_steps=n, save_every=2, keep_last=2))
-    assert [p.name for p in list_checkpoints(ref)] == ["step-000004", "step-000006"]  # keep-last-K (none at N)
-
-    out, marker = tmp_path / "killed", tmp_path / "hanging"
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(cfg(data, out, max_steps=n, save_every=2, keep_last=2).to_dict()))
-    script = KILLED_RUN.format(k=k, marker=str(marker), config=str(config))
+def run_and_kill(config: TrainConfig, k: int, tmp_path: Path) -> Path:
+    """Run ``mmlink train`` on ``config`` in a subprocess and SIGKILL it once it is past step k+1 with nothing saved
+    after step k. Returns the config file (for ``--resume``)."""
+    marker, path = tmp_path / "hanging", tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    script = KILLED_RUN.format(k=k, marker=str(marker), config=str(path))
     proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120
@@ -137,6 +135,17 @@ def test_resume_after_sigkill_gives_the_same_weights(data, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    return path
+
+
+def test_resume_after_sigkill_gives_the_same_weights(data, tmp_path):
+    n, k = 8, 4
+    ref = tmp_path / "ref"
+    train(cfg(data, ref, max_steps=n, save_every=2, keep_last=2))
+    assert [p.name for p in list_checkpoints(ref)] == ["step-000004", "step-000006"]  # keep-last-K (none at N)
+
+    out = tmp_path / "killed"
+    config = run_and_kill(cfg(data, out, max_steps=n, save_every=2, keep_last=2), k, tmp_path)
     assert [p.name for p in list_checkpoints(out)] == ["step-000002", "step-000004"]
     assert not (out / "final").exists()
     # A torn checkpoint write (temp dir) must be ignored and cleaned up.
@@ -249,3 +258,24 @@ def test_bf16_final_and_a_train_limit(data, tmp_path):
     params = dict(trained.named_parameters())
     for name, value in final.items():
         assert params[name].dtype == torch.float32 and torch.equal(params[name].to(torch.bfloat16), value)
+
+
+def test_the_llava_family_trains_its_projector_and_the_final_delta_reloads(data, tmp_path):
+    """LLaVA's Stage 1 on `tiny-llava`: only the projector trains (the `projection` policy resolves to its prefix),
+    the loss falls, and `load(final/)` computes what the trained model computed."""
+    out = tmp_path / "o"
+    summary = train(cfg(data, out, model="tiny-llava", trainable="projection", max_steps=20, warmup_steps=0,
+                        train_data=str(data / "two" / "data.jsonl"), save_every=20))
+    # tiny's frozen random lm_head bounds its logits to about ±0.6: a projector alone moves the loss a little only
+    assert summary["final_train_loss"] < summary["initial_train_loss"] - 0.01, summary
+    weights = final_weights(out)
+    assert set(weights) == {f"model.multi_modal_projector.linear_{i}.{p}" for i in (1, 2) for p in ("weight", "bias")}
+    model, processor = load(out / "final")
+    base, _ = load("tiny-llava")
+    records = ConversationDataset(data / "two" / "data.jsonl")
+    batch = ConversationCollator(processor)([records[0]])
+    with torch.no_grad():
+        trained = model(**batch).loss
+        untrained = base(**batch).loss
+    assert float(trained) < float(untrained) - 0.01
+    assert_close(model.model.multi_modal_projector.linear_1.weight.float(), weights["model.multi_modal_projector.linear_1.weight"].float())

@@ -127,8 +127,9 @@ class PackedLinear(torch.nn.Module):
 
 
 def prepare_for_decoding(lm) -> list[str]:
-    """Replace, in place, the linear layers of ``lm``'s decoder blocks and its LM head by `PackedLinear` when the LLM
-    is on a CPU in float32 or bfloat16 (and torch has oneDNN); returns the names replaced.
+    """Replace, in place, the linear layers of the LLM's decoder blocks and its LM head (`llm_linears`: ``lm`` is an
+    mmlink model or a bare causal LM) by `PackedLinear` when they are on a CPU in float32 or bfloat16 (and torch has
+    oneDNN); returns the names replaced.
 
     The same weights, so the same answers up to float rounding (bf16: bit-identical here; fp32: another summation
     order). A tied LM head gets its own packed copy (the input embedding keeps its rows), which costs the head's
@@ -138,10 +139,10 @@ def prepare_for_decoding(lm) -> list[str]:
     """
     if not torch.backends.mkldnn.is_available():
         return []
+    from mmlink.models.common import llm_linears
+
     changed = []
-    for name, module in list(lm.named_modules()):
-        if not isinstance(module, torch.nn.Linear) or not (name == "lm_head" or ".layers." in f".{name}"):
-            continue
+    for name, module in llm_linears(lm):
         w = module.weight
         if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
             continue
@@ -159,9 +160,9 @@ def ready_for_inference(model, dtype: torch.dtype, quantize: str = "none", fast_
     from mmlink.models.quantize import quantize_llm
 
     model.to(dtype).eval()
-    report = quantize_llm(model.language_model, quantize)
+    report = quantize_llm(model, quantize)
     if fast_greedy:
-        prepare_for_decoding(model.language_model)
+        prepare_for_decoding(model)
     return report
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmlink.models.common import llm_linears
 from mmlink.runtime import QUANTIZE_SCHEMES as SCHEMES
 
 
@@ -92,7 +93,8 @@ class QuantizationReport:
 
 
 def quantize_llm(lm: nn.Module, scheme: str, group_size: int = 32) -> QuantizationReport:
-    """Replace, in place, the linear layers of ``lm``'s decoder blocks and its LM head by `WeightOnlyLinear`.
+    """Replace, in place, the linear layers of the LLM's decoder blocks and its LM head (`llm_linears`: ``lm`` is an
+    mmlink model or a bare causal LM) by `WeightOnlyLinear`.
 
     CPU only (the packed layouts are those of torch's CPU kernels). Layers whose shape the kernel cannot take stay
     as they are and are counted in ``kept``. ``scheme="none"`` changes nothing.
@@ -104,8 +106,7 @@ def quantize_llm(lm: nn.Module, scheme: str, group_size: int = 32) -> Quantizati
     if any(p.device.type != "cpu" for p in lm.parameters()):
         raise ValueError(f"--quantize {scheme} runs on the CPU only (torch's packed int kernels); "
                          "move the model to cpu")
-    targets = [(name, m) for name, m in lm.named_modules()
-               if isinstance(m, nn.Linear) and (name == "lm_head" or ".layers." in f".{name}")]
+    targets = llm_linears(lm)
     quantized = kept = before = after = 0
     for name, linear in targets:
         if not WeightOnlyLinear.fits(linear, scheme, group_size):

@@ -10,32 +10,78 @@ then cosine decay to 0 at ``max_steps``, batch 20, gradient clipping at 1.0. Aut
 
 ``trainable`` is either a named policy or a tuple of parameter-name prefixes:
 
-* ``sam`` (default) — SAM's recipe: only SAM's new linears and the language projection (``sam.``,
-  ``language_projection.``); vision encoder, Q-Former and LLM frozen;
-* ``projection`` — the language projection only;
-* ``qformer`` — InstructBLIP's instruction-tuning recipe: query tokens, Q-Former, SAM layers and projection;
+* ``sam`` (default) — SAM's recipe: only SAM's new linears and the projector (``sam.``, the model's
+  ``projector_prefix``); vision encoder, Q-Former and LLM frozen;
+* ``projection`` — the projector only (Q-Former family: ``language_projection.``; LLaVA family:
+  ``model.multi_modal_projector.``);
+* ``qformer`` — InstructBLIP's instruction-tuning recipe: query tokens, Q-Former, SAM layers and projector;
 * ``all`` — every parameter;
-* a list of prefixes, e.g. ``["sam.", "language_projection.", "qformer.encoder.layer.1."]``.
+* a list of prefixes, e.g. ``["sam.", "language_projection.", "qformer.encoder.layer.1."]`` (``<projector>`` stands
+  for the model's projector prefix).
+
+``lora`` (a `LoraSettings` mapping, default none) adds LoRA adapters (peft) to the LLM's linear layers — never to
+the vision tower or the Q-Former; ``trainable`` then names what trains fully beside them (e.g. ``projection``), and
+``projector_lr`` gives the projector its own learning rate (CaD-VI: LoRA 1e-4, projector 2e-5).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+# Stands for the model's `projector_prefix`: the policies hold for either model family.
+PROJECTOR = "<projector>"
+QFORMER_PROJECTOR = "language_projection."  # the Q-Former family's projector_prefix
 TRAINABLE_POLICIES: dict[str, tuple[str, ...]] = {
-    "sam": ("sam.", "language_projection."),
-    "projection": ("language_projection.",),
-    "qformer": ("query_tokens", "qformer.", "sam.", "language_projection."),
+    "sam": ("sam.", PROJECTOR),
+    "projection": (PROJECTOR,),
+    "qformer": ("query_tokens", "qformer.", "sam.", PROJECTOR),
     "all": ("",),
 }
+# LLaMA-architecture names of the attention and MLP projections (Vicuna, SmolLM2): CaD-VI's LoRA targets.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 Policy = Literal["sam", "projection", "qformer", "all"]
 SamModeName = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
+
+
+@dataclass
+class LoraSettings:
+    """The ``lora:`` section. Defaults are CaD-VI's released recipe (LLaVA-1.5 LoRA: r 128, α 256, dropout 0.05).
+
+    ``target_modules`` are last name components of ``nn.Linear`` modules; only modules under the model's
+    ``language_model_prefix`` are adapted, and never ``lm_head`` (`mmlink.train.lora.lora_targets`). Biases are not
+    adapted (peft's ``bias="none"``)."""
+
+    r: int = 128
+    alpha: float = 256.0
+    dropout: float = 0.05
+    target_modules: tuple = LORA_TARGETS
+    # also write the full model with the adapter merged into its weights (out_dir/merged/: standalone, no base needed)
+    save_merged: bool = False
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _check(f"lora.{f.name}", getattr(self, f.name), hints[f.name]))
+        if self.r < 1:
+            raise ValueError(f"lora.r must be >= 1, got {self.r}")
+        if not self.alpha > 0:
+            raise ValueError(f"lora.alpha must be > 0, got {self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        names = self.target_modules
+        if not names or not all(isinstance(n, str) and n and "." not in n for n in names):
+            raise ValueError(f"lora.target_modules must be a non-empty list of module names without dots (last name "
+                             f"components such as q_proj), got {list(names)!r}")
+        if "lm_head" in names:
+            raise ValueError("lora.target_modules: lm_head is never adapted (LoRA goes on the LLM's attention and MLP "
+                             "linear layers)")
 
 
 @dataclass
@@ -55,10 +101,13 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # further config overrides passed to `load`
     trainable: Union[Policy, tuple] = "sam"  # named policy or tuple of parameter-name prefixes (see module doc)
     frozen_eval: bool = True  # modules without trainable parameters run in eval mode (no dropout)
+    lora: Optional[LoraSettings] = None  # LoRA on the LLM's linear layers (peft); None: no adapters
     # optimisation (paper recipe)
     seed: int = 0
     lr: float = 2e-5
+    projector_lr: Optional[float] = None  # the projector's own learning rate (None: lr)
     warmup_steps: int = 240
+    warmup_ratio: Optional[float] = None  # warm-up as a share of max_steps (ceil, as transformers); replaces the steps
     max_steps: int = 1000
     batch_size: int = 20
     grad_accum: int = 1
@@ -103,6 +152,14 @@ class TrainConfig:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.projector_lr is not None and not self.projector_lr > 0:
+            raise ValueError(f"projector_lr must be > 0, got {self.projector_lr}")
+        if self.warmup_ratio is not None:
+            if not 0 <= self.warmup_ratio < 1:
+                raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            if self.warmup_steps != _WARMUP_STEPS_DEFAULT:  # two warm-ups: which one was meant is unclear
+                raise ValueError(f"set warmup_ratio or warmup_steps, not both (warmup_steps {self.warmup_steps}, "
+                                 f"warmup_ratio {self.warmup_ratio})")
         for name in ("weight_decay", "max_grad_norm", "eps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -112,12 +169,28 @@ class TrainConfig:
             if not self.trainable or not all(isinstance(p, str) for p in self.trainable):
                 raise ValueError(f"trainable must be a policy {sorted(TRAINABLE_POLICIES)} or a non-empty list of "
                                  f"parameter-name prefixes, got {self.trainable!r}")
+        if self.lora is not None and "" in self.trainable_prefixes:
+            raise ValueError("trainable: 'all' (or the prefix '') would fully train the LLM beside its LoRA adapters; "
+                             "with lora, name what trains fully besides the adapters, e.g. trainable: projection")
 
     # ---------------------------------------------------------------- derived
 
     @property
     def trainable_prefixes(self) -> tuple[str, ...]:
-        return TRAINABLE_POLICIES[self.trainable] if isinstance(self.trainable, str) else self.trainable
+        """The prefixes for a Q-Former-family model (see `trainable_prefixes_for`)."""
+        return self.trainable_prefixes_for(QFORMER_PROJECTOR)
+
+    def trainable_prefixes_for(self, projector_prefix: str) -> tuple[str, ...]:
+        """The parameter-name prefixes that train, for a model whose projector is ``projector_prefix``."""
+        prefixes = TRAINABLE_POLICIES[self.trainable] if isinstance(self.trainable, str) else self.trainable
+        return tuple(projector_prefix if p == PROJECTOR else p for p in prefixes)
+
+    @property
+    def schedule_warmup_steps(self) -> int:
+        """Warm-up steps of the schedule: ``ceil(warmup_ratio × max_steps)`` when a ratio is set, else warmup_steps."""
+        if self.warmup_ratio is None:
+            return self.warmup_steps
+        return math.ceil(self.warmup_ratio * self.max_steps)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Overrides for `mmlink.models.load`."""
@@ -129,8 +202,14 @@ class TrainConfig:
         return kw
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        """Plain YAML/JSON values (tuples → lists, also inside ``lora``)."""
+
+        def plain(v):
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return list(v) if isinstance(v, tuple) else v
+
+        return plain(dataclasses.asdict(self))
 
     # ---------------------------------------------------------------- construction
 
@@ -245,6 +324,16 @@ def _check(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, dict):
             return dict(value)
         raise ValueError(f"{name}: expected a mapping, got {value!r}")
+    if dataclasses.is_dataclass(hint):  # a section such as ``lora:`` — its own fields are checked by its class
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a mapping of settings, got {value!r}")
+        valid = [f.name for f in dataclasses.fields(hint)]
+        unknown = sorted(set(value) - set(valid))
+        if unknown:
+            raise ValueError(f"{name}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        return hint(**value)
     raise TypeError(f"{name}: unsupported annotation {hint!r}")  # a bug in TrainConfig, not in the user's file
 
 
@@ -273,5 +362,7 @@ def _make_loader():
 
 
 _Loader = _make_loader()
+_WARMUP_STEPS_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "warmup_steps")
 
-__all__ = ["TrainConfig", "TRAINABLE_POLICIES", "read_config_file", "parse_overrides"]
+__all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "read_config_file",
+           "parse_overrides"]

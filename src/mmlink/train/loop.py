@@ -3,9 +3,12 @@
 Runs unchanged in one process or under ``accelerate launch`` / ``torchrun`` (DDP; FSDP and DeepSpeed through
 accelerate's config files). Steps:
 
-1. accelerator (mixed precision, gradient accumulation), seed, model + freezing policy, data;
-2. AdamW (decay on matrices only) + linear warm-up / cosine decay, ``accelerator.prepare(model, optimizer, scheduler)``;
-3. resume: trainable weights, optimizer, scheduler, RNG states and data position from the newest checkpoint;
+1. accelerator (mixed precision, gradient accumulation), seed, model + freezing policy (+ LoRA adapters on the
+   LLM's linear layers, `mmlink.train.lora`), data;
+2. AdamW (decay on matrices only; the projector at ``projector_lr`` when set) + linear warm-up / cosine decay,
+   ``accelerator.prepare(model, optimizer, scheduler)``;
+3. resume: trainable weights (and LoRA adapter), optimizer, scheduler, RNG states and data position from the newest
+   checkpoint;
 4. loop over optimizer steps: read ``grad_accum`` micro-batches, count the target tokens of the whole global step
    (all micro-batches, all processes), then per micro-batch ``accumulate`` → forward → summed token loss /
    global token count → ``backward``; clip; ``optimizer.step``; ``scheduler.step``; log; validate; sample; save;
@@ -19,7 +22,9 @@ is ``step × grad_accum`` micro-batches, so a resumed run reads exactly the batc
 Checkpoints (``out_dir/checkpoints/step-XXXXXX/``): ``trainable.safetensors`` + ``mmlink_delta.json`` (the
 trainable-only format `mmlink.models.load` reads), ``optimizer.pt``, ``scheduler.pt``, ``rng_rank{r}.pt``
 (written by us, read with ``weights_only=True``) and ``trainer_state.json``; written to ``.tmp-step-XXXXXX`` and
-renamed, so a directory named ``step-*`` is always complete; the newest ``keep_last`` are kept.
+renamed, so a directory named ``step-*`` is always complete; the newest ``keep_last`` are kept. With ``lora``, the
+adapter weights are not in ``trainable.safetensors`` but in a PEFT adapter directory ``adapter/`` beside it (named by
+``mmlink_delta.json``; ``peft.PeftModel.from_pretrained`` opens it), in checkpoints and in ``final/`` alike.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from transformers import get_cosine_schedule_with_warmup
 from mmlink.runtime import choose_mixed_precision
 from mmlink.train.config import TrainConfig
 from mmlink.train.data import ConversationCollator, ConversationDataset, ShardedBatchSampler, count_targets
+from mmlink.train.lora import (ADAPTER_DIR, add_lora, adapted_modules, export_merged, is_lora, load_adapter,
+                               save_adapter, split_lora)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -50,8 +57,8 @@ SUMMARY_FILE = "train_summary.json"
 SUMMARY_KEYS = (
     "steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per_s", "global_batch_size",
     "num_processes", "grad_accum", "mixed_precision", "mixed_precision_choice", "trainable_params", "total_params",
-    "trainable_fraction", "initial_train_loss", "final_train_loss", "final_val_loss", "resumed_from_step", "final_dir",
-    "config",
+    "trainable_fraction", "lora_modules", "initial_train_loss", "final_train_loss", "final_val_loss",
+    "resumed_from_step", "final_dir", "config",
 )
 
 
@@ -89,11 +96,20 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     model, processor = load(config.model, **config.model_kwargs())
     base = config.model if not Path(config.model).exists() else str(Path(config.model).resolve())
     model.float()  # master weights in fp32; autocast handles bf16/fp16
-    prefixes = config.trainable_prefixes
+    # The policy's "projection" is this model's projector (Q-Former: language_projection., LLaVA: its MLP).
+    prefixes = config.trainable_prefixes_for(model.projector_prefix)
     n_trainable, n_total = model.set_trainable(prefixes)
+    # LoRA: peft adapters on the LLM's linear layers only (an explicit module list, never the vision tower); the
+    # policy's parameters keep training fully beside them. `model` stays the mmlink model (adapters injected in
+    # place); `peft_model` is peft's wrapper around it, used to write adapter directories peft can open.
+    peft_model = add_lora(model, config.lora) if config.lora is not None else None
+    if peft_model is not None:
+        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        n_total = sum(p.numel() for p in model.parameters())
     if n_trainable == 0:
         raise ValueError(f"trainable={config.trainable!r} matches no parameter of {config.model!r}")
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+    lora_modules = adapted_modules(model)
     decoder_only = model.config.use_decoder_only_language_model
 
     train_set = ConversationDataset(config.train_data, config.image_root)
@@ -104,13 +120,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     gen_collate = ConversationCollator(processor, for_generation=True)
 
     # ---------------------------------------------------------------- 2. optimizer, schedule, prepare
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=config.betas, eps=config.eps,
-    )
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, config), lr=config.lr, betas=config.betas, eps=config.eps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.schedule_warmup_steps, config.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     set_train_mode(model, config.frozen_eval)
 
@@ -120,12 +131,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         state = json.loads((latest / STATE_FILE).read_text())
         check_resumable(state, config, world)
         weights = load_file(latest / "trainable.safetensors")
-        missing = sorted(set(trainable_names) - set(weights))
+        if peft_model is not None:  # the LoRA weights are in the checkpoint's adapter directory
+            load_adapter(peft_model, latest / ADAPTER_DIR)
+        own_names = [n for n in trainable_names if peft_model is None or not is_lora(n)]
+        missing = sorted(set(own_names) - set(weights))
         if missing:
             raise ValueError(f"{latest}: checkpoint lacks trainable parameters {missing[:5]}")
         with torch.no_grad():
             params = dict(accelerator.unwrap_model(model).named_parameters())
-            for name in trainable_names:
+            for name in own_names:
                 params[name].copy_(weights[name])
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=True))
@@ -140,8 +154,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # The data position: micro-batches consumed so far (the same for every process).
     sampler = ShardedBatchSampler(len(train_set), config.batch_size, world, rank, config.seed,
                                   start=step * config.grad_accum)
+    # The loader's own generator: making an iterator draws a seed, and from the global RNG that draw would come after
+    # the restored RNG state on resume but before step 1 in a fresh run, shifting every dropout mask (LoRA dropout, a
+    # trained Q-Former's) — resume would not be exact.
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=config.num_workers)
+                                         num_workers=config.num_workers,
+                                         generator=torch.Generator().manual_seed(config.seed))
     batches = iter(loader)
 
     writer = None
@@ -154,6 +172,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                           f" — policy {config.trainable!r}, {world} process(es), global batch "
                           f"{config.batch_size * world * config.grad_accum}")
         accelerator.print(f"autocast: {precision.mixed_precision} ({precision.reason})")
+        if peft_model is not None:
+            accelerator.print(f"LoRA r={config.lora.r} alpha={config.lora.alpha:g} on {len(lora_modules)} linear "
+                              f"layers under {accelerator.unwrap_model(model).language_model_prefix!r}")
     progress = None
     if is_main and config.progress:
         from tqdm.auto import tqdm
@@ -187,7 +208,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 optimizer.zero_grad(set_to_none=True)
         if not accelerator.sync_gradients:  # cannot happen: the window holds exactly grad_accum micro-batches
             raise RuntimeError("gradient accumulation out of step with the data")
-        lr = scheduler.get_last_lr()[0]
+        lrs = scheduler.get_last_lr()  # this step's rates: [lr, lr, projector_lr, projector_lr] with projector_lr
+        lr = lrs[0]
         scheduler.step()
         step += 1
         tokens_seen += n_tokens
@@ -202,6 +224,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if writer is not None and (config.log_every and step % config.log_every == 0 or step == 1):
             writer.add_scalar("train/loss", final_loss, step)
             writer.add_scalar("train/lr", lr, step)
+            if config.projector_lr is not None:
+                writer.add_scalar("train/projector_lr", lrs[2], step)
             writer.add_scalar("train/samples_per_s", samples_per_s, step)
             if config.max_grad_norm > 0:
                 writer.add_scalar("train/grad_norm", float(grad_norm), step)
@@ -225,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # Checkpoint: trainable weights + optimizer/scheduler/RNG + data position, atomically.
         if config.save_every and step % config.save_every == 0 and step < config.max_steps:
             save_checkpoint(accelerator, model, optimizer, scheduler, trainable_names, config, step, base,
-                            sampler.per_epoch)
+                            sampler.per_epoch, peft_model)
 
     # ---------------------------------------------------------------- 5. final model and summary
     if progress is not None:
@@ -234,7 +258,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     state = trainable_state(accelerator, model, trainable_names)
     state = {n: v.to(getattr(torch, config.save_dtype)) for n, v in state.items()}
     if is_main:
-        write_atomically(final_dir, lambda tmp: write_trainable(state, tmp, base, accelerator.unwrap_model(model)))
+        net = accelerator.unwrap_model(model)
+        write_atomically(final_dir, lambda tmp: write_trainable(state, tmp, base, net, peft_model))
+        if config.lora is not None and config.lora.save_merged:  # standalone: the adapter merged into the weights
+            dtype = getattr(torch, config.save_dtype)
+            write_atomically(out_dir / "merged", lambda tmp: export_merged(final_dir, tmp, dtype))
     elapsed = time.perf_counter() - start_time
     summary = {
         "steps": step,
@@ -251,6 +279,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "trainable_params": n_trainable,
         "total_params": n_total,
         "trainable_fraction": n_trainable / n_total,
+        "lora_modules": len(lora_modules),
         "initial_train_loss": initial_loss,
         "final_train_loss": final_loss,
         "final_val_loss": val_loss,
@@ -279,6 +308,27 @@ def set_train_mode(model: torch.nn.Module, frozen_eval: bool) -> None:
             params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
                 module.eval()
+
+
+def optimizer_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW parameter groups of the trainable parameters: weight decay on matrices only; with ``projector_lr`` the
+    projector's parameters (``model.projector_prefix``) in two more groups at that rate, everything else (LoRA
+    adapters, SAM, Q-Former, …) at ``lr``. The order is fixed: a resumed optimizer state must match it."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    own_rate = config.projector_lr is not None
+    projector = {n for n, _ in trainable if own_rate and n.startswith(model.projector_prefix)}
+    if own_rate and not projector:
+        raise ValueError(f"projector_lr is set but no parameter under {model.projector_prefix!r} trains "
+                         f"(trainable={config.trainable!r})")
+    rest = [(n, p) for n, p in trainable if n not in projector]
+    groups = [{"params": [p for _, p in rest if p.ndim >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for _, p in rest if p.ndim < 2], "weight_decay": 0.0}]
+    if own_rate:
+        mine = [(n, p) for n, p in trainable if n in projector]
+        groups += [{"params": [p for _, p in mine if p.ndim >= 2], "weight_decay": config.weight_decay,
+                    "lr": config.projector_lr},
+                   {"params": [p for _, p in mine if p.ndim < 2], "weight_decay": 0.0, "lr": config.projector_lr}]
+    return groups
 
 
 def token_loss_sum(model, batch: dict[str, torch.Tensor], decoder_only: bool) -> torch.Tensor:
@@ -340,18 +390,25 @@ def trainable_state(accelerator, model, names: list[str]) -> dict[str, torch.Ten
     return {n: params[n].detach().cpu().contiguous().clone() for n in names}
 
 
-def write_trainable(state: dict[str, torch.Tensor], directory: Path, base: str, model) -> None:
-    """The trainable-only format of `mmlink.models.loading.save_trainable` (readable by `mmlink.models.load`)."""
-    from mmlink.models.loading import DELTA_CONFIG, DELTA_FORMAT, DELTA_WEIGHTS, SETTING_KEYS
+def write_trainable(state: dict[str, torch.Tensor], directory: Path, base: str, model, peft_model=None) -> None:
+    """The trainable-only format of `mmlink.models.loading.save_trainable` (readable by `mmlink.models.load`).
 
+    With LoRA (``peft_model``) the adapter weights go to the PEFT adapter directory ``adapter/``, named in
+    ``mmlink_delta.json`` so that the loader applies it; ``trainable.safetensors`` holds the rest (projector, …)."""
+    from mmlink.models.loading import DELTA_CONFIG, DELTA_FORMAT, DELTA_WEIGHTS, delta_settings
+
+    state, lora_state = split_lora(state) if peft_model is not None else (state, {})
     directory.mkdir(parents=True, exist_ok=True)
     save_file(state, directory / DELTA_WEIGHTS, metadata={"format": "pt"})
     meta = {
         "format": DELTA_FORMAT,
         "base": str(base),
-        "settings": {k: getattr(model.config, k) for k in SETTING_KEYS},
+        "settings": delta_settings(model.config),
         "parameters": sum(v.numel() for v in state.values()),
     }
+    if peft_model is not None:
+        save_adapter(peft_model, lora_state, directory / ADAPTER_DIR, base)
+        meta["adapter"] = ADAPTER_DIR
     (directory / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -367,7 +424,7 @@ def write_atomically(target: Path, write) -> None:
 
 
 def save_checkpoint(accelerator, model, optimizer, scheduler, names, config: TrainConfig, step: int, base: str,
-                    per_epoch: int):
+                    per_epoch: int, peft_model=None):
     """Write ``checkpoints/step-XXXXXX`` atomically (temp dir + rename) and keep the newest ``keep_last``."""
     root = Path(config.out_dir) / CHECKPOINTS
     target = root / f"step-{step:06d}"
@@ -379,7 +436,7 @@ def save_checkpoint(accelerator, model, optimizer, scheduler, names, config: Tra
     accelerator.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng_rank{accelerator.process_index}.pt")  # every process: its own RNG
     if accelerator.is_main_process:
-        write_trainable(state, tmp, base, accelerator.unwrap_model(model))
+        write_trainable(state, tmp, base, accelerator.unwrap_model(model), peft_model)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         trainer_state = {
@@ -417,8 +474,8 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 
 # Settings that must not change between a run and its resumption (the data order and schedule depend on them).
-RESUME_KEYS = ("train_data", "model", "trainable", "seed", "batch_size", "grad_accum", "lr", "warmup_steps",
-               "max_steps", "weight_decay", "betas")
+RESUME_KEYS = ("train_data", "model", "trainable", "lora", "seed", "batch_size", "grad_accum", "lr", "projector_lr",
+               "warmup_steps", "warmup_ratio", "max_steps", "weight_decay", "betas")
 
 
 def _train_device() -> str:

@@ -47,6 +47,7 @@ class MmlinkLlavaForConditionalGeneration(TrainableMixin, LlavaForConditionalGen
     config: MmlinkLlavaConfig
     projector_prefix = "model.multi_modal_projector."
     language_model_prefix = "model.language_model."
+    lm_head_name = "lm_head"
 
     # ------------------------------------------------------------------ placeholders → images
 

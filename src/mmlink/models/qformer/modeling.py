@@ -117,6 +117,7 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
     # Family-neutral names the training code uses: the projector's parameters, and where the LLM lives.
     projector_prefix = "language_projection."
     language_model_prefix = "language_model."
+    lm_head_name = "language_model.lm_head"
 
     def __init__(self, config: MmlinkQFormerConfig):
         super().__init__(config)
