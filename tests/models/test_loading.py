@@ -344,3 +344,16 @@ def test_pickle_only_checkpoint_is_refused_without_unpickling(saved, tmp_path):
         with pytest.raises(ValueError, match=r"no safetensors weights \(found \['pytorch_model.bin'\]\)"):
             load(path)
     assert calls == [], "torch.load was called"
+
+
+def test_family_is_read_without_loading_weights(saved, tmp_path):
+    from mmlink.models import family
+
+    assert family("tiny") == "qformer" and family("tiny-llava") == "llava"
+    assert family(saved[0]) == "qformer"
+    model, _ = load("tiny-llava")
+    model.save_pretrained(tmp_path / "llava")
+    assert family(tmp_path / "llava") == "llava"
+    model.set_trainable((model.projector_prefix,))
+    save_trainable(model, tmp_path / "delta", base=str(tmp_path / "llava"))
+    assert family(tmp_path / "delta") == "llava"  # a trainable-only save: its base's family

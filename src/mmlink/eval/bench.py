@@ -173,10 +173,15 @@ def make_batch(processor, n_images: int, device: str, dtype) -> dict:
 def load_variant(model: str, sam_mode: str, dtype_name: str, device: str):
     """``(model, processor)`` of one variant, in eval mode, cast to ``dtype_name`` (one of `DTYPE_NAMES`;
     ``auto`` is resolved for ``device``) and moved to ``device``."""
-    from mmlink.models import load
+    from mmlink.models import family, load
 
     choice = choose_dtype(dtype_name, device)
-    m, processor = load(model, sam_mode=sam_mode)
+    if family(model) == "qformer":
+        m, processor = load(model, sam_mode=sam_mode)
+    elif sam_mode == "none":  # a model without SAM: `base` is the model as it is
+        m, processor = load(model)
+    else:
+        raise ValueError(f"--variants: {model} is a LLaVA-family model (no SAM layers); its only variant is base")
     return m.eval().to(device=device, dtype=choice.dtype), processor
 
 

@@ -33,9 +33,30 @@ def load(path_or_preset: str | os.PathLike, **overrides):
     )
 
 
+def family(path_or_preset: str | os.PathLike) -> str:
+    """``"qformer"`` or ``"llava"`` for a preset or checkpoint directory, read from its config without loading
+    weights (a trainable-only save has its base's family). Settings such as ``sam_mode`` exist in the Q-Former
+    family only."""
+    import json
+
+    from mmlink.models.loading import DELTA_CONFIG
+    from mmlink.models.presets import PRESETS
+
+    name = os.fspath(path_or_preset)
+    path = Path(name)
+    if path.is_dir() and (path / DELTA_CONFIG).exists():
+        base = json.loads((path / DELTA_CONFIG).read_text())["base"]
+        return family(path / base if not Path(base).is_absolute() and (path / base).exists() else base)
+    if path.is_dir():
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        return "llava" if model_type in ("llava", "mmlink_llava") else "qformer"
+    config_class = getattr(PRESETS.get(name), "config_class", None)
+    return "llava" if config_class is not None and config_class.model_type == "mmlink_llava" else "qformer"
+
+
 def from_pretrained(path_or_preset: str | os.PathLike, **overrides):
     """Load the model of a preset or checkpoint directory (see `load`)."""
     return load(path_or_preset, **overrides)[0]
 
 
-__all__ = ["load", "from_pretrained"]
+__all__ = ["family", "load", "from_pretrained"]
