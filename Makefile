@@ -9,7 +9,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 .PHONY: install demo test bench clean train-mini train-mini-llava mini-data
 
 # test samples per task in `make demo` (CIDEr needs whole sets: keep it >= 10)
-DEMO_LIMIT ?= 30
+DEMO_LIMIT ?= 20
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)

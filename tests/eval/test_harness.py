@@ -12,15 +12,16 @@ from mmlink.eval.harness import EvalConfig, PredictionStore, evaluate, generate_
 from mmlink.eval.judge import Judge
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, load_task_file, pair_match_items, register, task_from_dict
 from mmlink.models import load
+from mmlink.textllm import TextLLM
 
 
-class ScriptedBackend:
+class ScriptedBackend(TextLLM):
     """A judge backend that rates every prediction 3."""
 
     name = "fake-judge"
     weak = False
 
-    def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str, system: str | None = None) -> str:
         return "Rating: 3"
 
 

@@ -1,36 +1,33 @@
-"""mmlink.eval.judge: strict rating parse, retries, failures never scored 0, on-disk cache, OpenAI-compatible HTTP."""
+"""mmlink.eval.judge: strict rating parse, retries, failures never scored 0, on-disk cache, the backends it is built
+from (`mmlink.textllm`), the template backend's lexical rating, the measured discrimination it reports."""
 
 from __future__ import annotations
 
 import json
 import socket
 import string
-import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from mmlink.eval import judge as judge_mod
 from mmlink.eval.judge import (
+    JUDGE_PROMPT,
     PROMPT_TEMPLATE,
     PROMPT_VERSION,
     RETRY_REMINDER,
     Judge,
-    JudgeBackendError,
-    LocalBackend,
-    OpenAIBackend,
-    TextBackend,
     build_prompt,
     cache_key,
-    make_backend,
+    check_path,
+    judge_backend,
+    lexical_rating,
     parse_rating,
 )
+from mmlink.textllm import LocalLLM, OpenAILLM, TemplateLLM, TextLLM, TextLLMError
 
 
-class FakeBackend:
+class FakeBackend(TextLLM):
     """Scripted responses in call order; an Exception instance in the script is raised instead."""
 
     weak = False
@@ -44,7 +41,7 @@ class FakeBackend:
     def calls(self) -> int:
         return len(self.prompts)
 
-    def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str, system: str | None = None) -> str:
         self.prompts.append(prompt)
         response = self.responses.pop(0)
         if isinstance(response, Exception):
@@ -103,7 +100,22 @@ def test_prompt_is_versioned_and_complete() -> None:
     # Braces in user text are data, not format fields.
     assert "{x}" in build_prompt("What is {x}?", REF, PRED)
     fields = {f for _, f, _, _ in string.Formatter().parse(PROMPT_TEMPLATE) if f}
-    assert fields == {"question", "reference", "prediction"}
+    assert fields == {"question", "reference", "prediction", "reminder"}
+    assert JUDGE_PROMPT.name == "cadqa_judge_v1" and "integer from 0 to 5" in PROMPT_TEMPLATE
+
+
+def test_prompt_text_and_cache_keys_are_those_of_v1() -> None:
+    """The prompt moved into a file; cached responses stay valid only if every byte of the prompt is the same."""
+    prompt = build_prompt("Q?", "R.", "P.")
+    assert prompt.startswith("You are grading a predicted answer to a question about one or more images. You "
+                             "cannot see the images: judge the predicted answer only against the reference answer."
+                             "\n\nQuestion: Q?\nReference answer: R.\nPredicted answer: P.\n\nRate the predicted")
+    assert prompt.endswith('Answer in the form "Rating: N", where N is an integer from 0 to 5.')
+    # the keys mmlink 0.1.0 (prompt in judge.py) computed, first attempt and retry
+    assert cache_key("local:mini:SmolLM2-135M-Instruct", prompt, 0) == (
+        "4da2811f3aec1eee71559f6c3e462fafeb88942fee41d20e2f18d396b3e118c7")
+    assert cache_key("x", build_prompt("Q?", "R.", "P.", retry=True), 1) == (
+        "568f510bd414e129de024adfc746b605d74e09155dc0d9eb0bb6df45722d5973")
 
 
 # --------------------------------------------------------------------------- retries and failures
@@ -192,13 +204,13 @@ def test_prompt_version_change_misses_the_cache(tmp_path: Path, monkeypatch: pyt
 
 
 def test_backend_error_is_a_failed_attempt_and_not_cached(tmp_path: Path) -> None:
-    backend = FakeBackend([JudgeBackendError("http://x/chat/completions returned HTTP 503")] * 3)
+    backend = FakeBackend([TextLLMError("http://x/chat/completions returned HTTP 503")] * 3)
     result = Judge(backend, tmp_path).rate(Q, REF, PRED)
     assert (result.rating, result.failed, result.attempts, result.cached) == (None, True, 3, False)
     assert "HTTP 503" in result.raw
     assert cache_files(tmp_path) == []
 
-    recovering = FakeBackend([JudgeBackendError("timeout"), "Rating: 5"])
+    recovering = FakeBackend([TextLLMError("timeout"), "Rating: 5"])
     result = Judge(recovering, tmp_path).rate(Q, REF, PRED)
     assert (result.rating, result.attempts) == (5, 2)
     assert len(cache_files(tmp_path)) == 1  # only the real response
@@ -213,126 +225,60 @@ def test_damaged_cache_file_is_recomputed(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["response"] == "Rating: 4"
 
 
-# --------------------------------------------------------------------------- OpenAI-compatible backend
+# --------------------------------------------------------------------------- backends
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        status, payload = self.server.reply
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.requests = []
-    srv.reply = (200, {"choices": [{"message": {"role": "assistant", "content": "Rating: 4"}}]})
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def test_openai_backend_request(server, monkeypatch: pytest.MonkeyPatch) -> None:
-    base = f"http://127.0.0.1:{server.server_port}/v1/"
-    monkeypatch.setenv("MMLINK_TEST_JUDGE_KEY", "sk-test")
-    backend = OpenAIBackend(base, "judge-model", api_key_env="MMLINK_TEST_JUDGE_KEY", timeout=5, max_tokens=20)
-    assert isinstance(backend, TextBackend)
-    assert backend.name == f"openai:judge-model@http://127.0.0.1:{server.server_port}/v1"
-    assert backend.complete("Rate this.") == "Rating: 4"
-    (req,) = server.requests
-    assert req["path"] == "/v1/chat/completions"
-    assert req["body"]["model"] == "judge-model"
-    assert req["body"]["messages"] == [{"role": "user", "content": "Rate this."}]
-    assert req["body"]["temperature"] == 0.0 and req["body"]["max_tokens"] == 20
-    headers = {k.lower(): v for k, v in req["headers"].items()}
-    assert headers["authorization"] == "Bearer sk-test"
-
-    monkeypatch.delenv("MMLINK_TEST_JUDGE_KEY")
-    backend.complete("Again.")
-    assert "authorization" not in {k.lower() for k in server.requests[-1]["headers"]}
-
-
-def test_openai_backend_http_error(server, tmp_path: Path) -> None:
-    server.reply = (500, {"error": "model overloaded"})
-    backend = OpenAIBackend(f"http://127.0.0.1:{server.server_port}", "m", timeout=5)
-    with pytest.raises(JudgeBackendError, match=r"/chat/completions returned HTTP 500.*model overloaded"):
-        backend.complete("x")
-    result = Judge(backend, tmp_path, retries=1).rate(Q, REF, PRED)
-    assert result.failed and result.attempts == 2 and "HTTP 500" in result.raw
-    assert len(server.requests) == 3 and cache_files(tmp_path) == []
-
-
-def test_openai_backend_malformed_reply(server) -> None:
-    server.reply = (200, "<html>not json</html>")
-    with pytest.raises(JudgeBackendError, match="sent no chat completion"):
-        OpenAIBackend(f"http://127.0.0.1:{server.server_port}", "m", timeout=5).complete("x")
-
-
-def test_openai_backend_unreachable() -> None:
+def test_backend_errors_are_failed_attempts(tmp_path: Path) -> None:
+    """The judge over a server that fails: every attempt fails, nothing is cached, the item is a failure."""
     with socket.socket() as s:  # a port nothing listens on once closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(JudgeBackendError, match=rf"127\.0\.0\.1:{port}/chat/completions unreachable"):
-        OpenAIBackend(f"http://127.0.0.1:{port}", "m", timeout=5).complete("x")
+    backend = OpenAILLM(f"http://127.0.0.1:{port}/v1", "m", timeout=5)
+    result = Judge(backend, tmp_path, retries=1).rate(Q, REF, PRED)
+    assert result.failed and result.attempts == 2 and "unreachable" in result.raw
+    assert cache_files(tmp_path) == []
 
 
-# --------------------------------------------------------------------------- make_backend, LocalBackend
-
-
-def test_make_backend() -> None:
-    backend = make_backend("http://localhost:8000/v1", "qwen", api_key_env="X_KEY")
-    assert isinstance(backend, OpenAIBackend) and backend.api_key_env == "X_KEY" and not backend.weak
+def test_judge_backend_from_eval_options() -> None:
+    backend = judge_backend("http://localhost:8000/v1", "qwen", api_key_env="X_KEY")
+    assert isinstance(backend, OpenAILLM) and backend.api_key_env == "X_KEY" and not backend.weak
+    assert backend.name == "openai:qwen@http://localhost:8000/v1"  # the name (and so the cache keys) of before
+    assert backend.max_tokens == 32
     with pytest.raises(ValueError, match="--judge-model"):
-        make_backend("http://localhost:8000/v1")
+        judge_backend("http://localhost:8000/v1")
     with pytest.raises(ValueError, match="--judge-url"):
-        make_backend(judge_model="qwen")
-    local = make_backend()
-    assert isinstance(local, LocalBackend) and local.weak and not local.loaded
-    assert local.name == "local:mini:SmolLM2-135M-Instruct"
-    custom = make_backend(local_model="/models/judge/")
-    assert isinstance(custom, LocalBackend) and not custom.weak and custom.name == "local:/models/judge"
+        judge_backend(model="qwen")
+    local = judge_backend()
+    assert isinstance(local, LocalLLM) and local.weak and not local.loaded
+    assert local.name == "local:mini:SmolLM2-135M-Instruct" and local.max_new_tokens == 32
+    custom = judge_backend(local_model="/models/judge/")
+    assert isinstance(custom, LocalLLM) and not custom.weak and custom.name == "local:/models/judge"
+    assert Judge("template", "/nonexistent").backend.name == "template"
 
 
-def test_import_and_construction_load_no_torch() -> None:
-    code = (
-        "import sys; from mmlink.eval.judge import make_backend, LocalBackend; "
-        "b = make_backend(); assert isinstance(b, LocalBackend) and b.weak; "
-        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
-        "assert not bad, bad"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+def test_template_judge_is_lexical_and_not_cached(tmp_path: Path) -> None:
+    judge = Judge(TemplateLLM(), tmp_path)
+    assert judge.rate(Q, REF, REF).rating == 5
+    assert judge.rate(Q, REF, "").rating == 0
+    # one colour swapped: most words still match, so word overlap cannot see the error
+    assert judge.rate(Q, REF, "The left cup is green, the right one blue.").rating == 4
+    assert lexical_rating(Q, "There are two trees.", "A dog.", "") == "Rating: 0"
+    assert cache_files(tmp_path) == []  # computed answers are never cached (a code change would leave stale ones)
 
 
-@pytest.mark.slow
-def test_local_backend_tiny_llama(tmp_path: Path) -> None:
-    """A random 2-layer Llama with a chat template: greedy decoding is deterministic and returns only new text."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from mmlink.models.presets import byte_tokenizer
-
-    tok = byte_tokenizer()
-    tok.chat_template = (
-        "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
-    )
-    config = LlamaConfig(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    LlamaForCausalLM(config).save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    backend = LocalBackend(tmp_path, max_new_tokens=5)
-    assert not backend.loaded
-    first = backend.complete("Rate it.")
-    assert backend.loaded and isinstance(first, str) and "Rate it." not in first
-    assert backend.complete("Rate it.") == first
+def test_discrimination_is_read_back_for_reports(tmp_path: Path) -> None:
+    judge = Judge(FakeBackend(["Rating: 5"]), tmp_path)
+    unmeasured = judge.discrimination()
+    assert unmeasured["measured"] is False and unmeasured["flagged"] is True and unmeasured["auc"] is None
+    assert "mmlink judge-check --backend SPEC" in unmeasured["note"]
+    assert "judge-check --backend local --cache" in Judge("local", tmp_path).discrimination()["note"]
+    path = check_path(tmp_path, "fake:judge")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"backend": "fake:judge", "prompt_version": PROMPT_VERSION, "auc": 0.91,
+                                "auc_worst": 0.84, "flagged": False, "min_auc": 0.8, "n_items": 60}))
+    summary = judge.rate_all([("a", Q, REF, PRED)], progress=False)
+    assert summary.discrimination["measured"] is True and summary.discrimination["auc"] == 0.91
+    assert summary.discrimination["flagged"] is False
+    assert check_path(tmp_path, "fake:other") != path  # another judge has its own record
+    path.write_text(json.dumps({"backend": "fake:judge", "prompt_version": "cadqa-judge-v0", "auc": 0.91}))
+    assert judge.discrimination()["measured"] is False  # a check of another prompt version does not count

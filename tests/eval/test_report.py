@@ -192,7 +192,8 @@ def test_run_markdown_judge_and_weak_warning():
     md = report.run_markdown(_metrics())
     table = _table(md, "## Judged open-ended tasks")
     assert table[0][:3] == ["Task", "n", "Mean rating (0-5)"]
-    assert table[1] == ["cad_qa", "40", "1.90", "38", "2", "local:SmolLM2-135M", "cadqa-judge-v1"]
+    # the judge's AUC: "—" in metrics written before `mmlink judge-check` existed
+    assert table[1] == ["cad_qa", "40", "1.90", "38", "2", "—", "local:SmolLM2-135M", "cadqa-judge-v1"]
     assert report.WEAK_JUDGE_TEXT in md
 
     strong = _metrics()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from test_loop import cfg, data, fresh_accelerate_state, one_thread, run_and_kill  # noqa: F401 (shared fixtures)
+from test_loop import cfg, data, run_and_kill  # noqa: F401 (shared fixtures)
 
 from mmlink.cli import main
 from mmlink.models import load
@@ -25,6 +25,7 @@ ADAPTED = [f"language_model.model.layers.{i}.{m}" for i in range(2)
            for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
 PROJECTOR = {"language_projection.weight", "language_projection.bias"}
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
 
 def lora_cfg(data, out, **kw):

@@ -9,10 +9,11 @@ cuts the object out of each image. `compose` pastes the main object plus one or 
 onto a transparent 512×512 canvas at varied positions and sizes, recording every pasted object's box, its visible
 mask and its full (unoccluded, uncropped) area. Two such canvases, one per pose of the main object, make a sample.
 
-**Step 2 — background filling and annotation.** A `TextLLM` writes a background description for each canvas; a
-`BackgroundFiller` fills the empty area from it. The answer describes the shared object from the scene graph
-(`describe_identity`), optionally rewritten by the `TextLLM`; a rewrite that drops or changes a fact (colour, body,
-pattern, accessory) is discarded and the template answer kept.
+**Step 2 — background filling and annotation.** A text LLM (`mmlink.textllm`: ``template``, ``local``, or
+``openai:MODEL@URL``) writes a background description for each canvas; a `BackgroundFiller` fills the empty area from
+it. The answer describes the shared object from the scene graph (`describe_identity`), optionally rewritten by the
+text LLM; a rewrite that drops or changes a fact (colour, body, pattern, accessory) is discarded and the template
+answer kept.
 
 **Quality control.** A `SimilarityScorer` scores each image against the object description (object check) and
 against its background description (background check); a sample with any score below ``threshold`` (0.8, as in
@@ -32,19 +33,19 @@ Components (registry name → class), chosen by name or passed as instances:
                        `GrabCutSegmenter` (OpenCV) · ``segment_anything`` `SegmentAnythingSegmenter`
 ``FILLERS``            ``procedural`` `ProceduralFiller` (default: a world background of the description's
                        context) · ``cv2_inpaint`` `Cv2InpaintFiller` · ``diffusers`` `DiffusersInpaintFiller`
-``TEXT_LLMS``          ``template`` `TemplateLLM` (default) · ``transformers`` `TransformersLLM` (a local causal LM,
-                       default the ``mini`` preset's SmolLM2-135M-Instruct) · ``openai`` `OpenAICompatibleLLM`
-                       (vLLM, TGI, llama.cpp, Ollama, … through ``/v1/chat/completions``)
+``llm``                a `mmlink.textllm.make_backend` spec or backend: ``template`` (default: the world's own
+                       varied sentences) · ``local`` (a local causal LM, default the ``mini`` preset's
+                       SmolLM2-135M-Instruct) · ``openai:MODEL@URL`` (vLLM, TGI, llama.cpp, Ollama, …)
 ``SCORERS``            ``scene_graph`` `SceneGraphScorer` (default) · ``clip`` `ClipScorer`
 =====================  =======================================================================================
 
 **What is real here and what is tested with fakes only.** Everything offline is real and tested on real data:
 world groups, folder groups, alpha segmentation, GrabCut and ``cv2.inpaint`` (need ``opencv-python-headless``;
-their tests are skipped without it), the procedural filler, the template LLM, `TransformersLLM` (tested on a tiny
-random Llama; with the ``mini`` preset's SmolLM2 in a ``slow`` test when its package is installed), `OpenAICompatibleLLM` (tested against
-a local HTTP server on 127.0.0.1) and the scene-graph scorer. Three options need weights that cannot be obtained
-in this environment, so their tests exercise only the interface with a fake model object injected:
-`SegmentAnythingSegmenter` (``segment-anything`` + a SAM checkpoint), `DiffusersInpaintFiller` (``diffusers`` + a
+their tests are skipped without it), the procedural filler, the template text, the ``local`` backend (tested on a
+tiny random Llama; with the ``mini`` preset's SmolLM2 in a ``slow`` test when its package is installed), the
+``openai`` backend (tested against a local HTTP server on 127.0.0.1) and the scene-graph scorer. Three options need
+weights that cannot be obtained in this environment, so their tests exercise only the interface with a fake model
+object injected: `SegmentAnythingSegmenter` (``segment-anything`` + a SAM checkpoint), `DiffusersInpaintFiller` (``diffusers`` + a
 local Stable-Diffusion-Inpainting directory) and `ClipScorer` (a local CLIP directory in transformers format; its
 loading and scoring code also runs on a tiny *random* CLIP in the tests, which proves the plumbing, not the
 scores). With real weights their scores and pictures have not been checked by us: calibrate `ClipScorer`'s
@@ -96,15 +97,14 @@ from mmlink.data.world.text import (
     PATTERN_STEMS,
     describe_identity,
 )
-from mmlink.openai_compat import EndpointError, chat_completion
 from mmlink.registry import Registry
+from mmlink.textllm import TemplateLLM, TextLLM, load_prompt, make_backend
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
 GROUP_SOURCES: Registry[type] = Registry("group source")
 SEGMENTERS: Registry[type] = Registry("segmenter")
 FILLERS: Registry[type] = Registry("background filler")
-TEXT_LLMS: Registry[type] = Registry("text LLM")
 SCORERS: Registry[type] = Registry("similarity scorer")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -592,39 +592,17 @@ def layout(
 # ============================================================================ step 2: text LLMs
 
 
-BACKGROUND_PROMPT = (
-    "Describe a {hint} background scene of the kind '{context}' for a picture, in one short sentence of at most "
-    "25 words. "
-    "Use the word '{context}'. Describe only the place: no people, animals or characters. "
-    "Answer with the sentence only."
-)
+# The prompts are versioned files (mmlink/data/prompts/); any backend of `mmlink.textllm` answers them. The template
+# backend has no free text: the pipeline writes its own varied sentences instead (`template_background`), and keeps
+# the description as it is.
+BACKGROUND_PROMPT = load_prompt("mmlink.data", "synth_background_v1")
+REFINE_PROMPT = load_prompt("mmlink.data", "synth_refine_v1")
 BACKGROUND_HINTS = ("calm", "bright", "colourful", "quiet", "cheerful", "simple", "wide", "detailed")
 # A background description naming people would make an inpainting model paint them: such text is not used.
 _PEOPLE = re.compile(
     r"\b(people|persons?|man|men|woman|women|friends?|child(ren)?|kids?|crowds?|boys?|girls?|family|famil(y|ies))\b",
     re.IGNORECASE,
 )
-REFINE_PROMPT = (
-    "Rewrite this description of a cartoon character so that it reads naturally, in one sentence. "
-    "Keep every colour, shape, pattern and accessory word exactly as it is and add no new ones. "
-    "Answer with the rewritten description only.\n\nDescription: {text}"
-)
-
-
-class TextLLM(ABC):
-    """A text LLM backend. ``complete`` is the one method a backend must have; the two pipeline tasks
-    (`background`, `refine`) prompt it and check the result (a caller falls back to the template when the check
-    fails)."""
-
-    @abstractmethod
-    def complete(self, prompt: str, system: str | None = None) -> str: ...
-
-    def background(self, context: str, rng: np.random.Generator) -> str:
-        hint = BACKGROUND_HINTS[int(rng.integers(len(BACKGROUND_HINTS)))]  # variety, even with greedy decoding
-        return _clean(self.complete(BACKGROUND_PROMPT.format(context=context, hint=hint)))
-
-    def refine(self, text: str, rng: np.random.Generator) -> str:
-        return _clean(self.complete(REFINE_PROMPT.format(text=text)))
 
 
 def _clean(text: str) -> str:
@@ -669,115 +647,12 @@ def _an(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-@TEXT_LLMS.register("template")
-class TemplateLLM(TextLLM):
-    """Offline default: varied templates over the world's contexts; `refine` returns the text unchanged."""
-
-    def complete(self, prompt, system=None):
-        raise NotImplementedError("TemplateLLM only serves the pipeline's background() and refine() tasks")
-
-    def background(self, context, rng):
-        place = _BG_PLACES[context][int(rng.integers(len(_BG_PLACES[context])))]
-        detail = _BG_DETAILS[context][int(rng.integers(len(_BG_DETAILS[context])))]
-        frame = _BG_FRAMES[int(rng.integers(len(_BG_FRAMES)))]
-        return frame.format(A=_an(place).capitalize(), a=_an(place), place=place, detail=detail)
-
-    def refine(self, text, rng):
-        return text
-
-
-@TEXT_LLMS.register("transformers")
-class TransformersLLM(TextLLM):
-    """A local transformers causal LM, greedy decoding of at most ``max_new_tokens``.
-
-    ``model``/``tokenizer`` objects, or ``path`` (a local directory, loaded with ``local_files_only``), or neither:
-    the ``mini`` preset's SmolLM2-135M-Instruct (``model.language_model`` and ``processor.tokenizer``), loaded on
-    first use. The tokenizer's chat template is used when it has one, else a plain prompt.
-    """
-
-    def __init__(self, model=None, tokenizer=None, path: str | os.PathLike | None = None, max_new_tokens: int = 48):
-        if (model is None) != (tokenizer is None):
-            raise ValueError("give both model and tokenizer, or neither")
-        self.model, self.tokenizer, self.path, self.max_new_tokens = model, tokenizer, path, max_new_tokens
-
-    def _load(self):
-        if self.model is not None:
-            return
-        if self.path is not None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        else:
-            from mmlink.models import load
-
-            full, processor = load("mini")
-            self.model, self.tokenizer = full.language_model, processor.tokenizer
-        self.model.eval()
-
-    def complete(self, prompt, system=None):
-        import torch
-
-        self._load()
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            enc = tok(text, return_tensors="pt", add_special_tokens=False)
-        else:
-            enc = tok((system + "\n\n" if system else "") + prompt + "\n", return_tensors="pt")
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=enc["input_ids"],
-                attention_mask=enc.get("attention_mask"),
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-            )
-        return tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
-@TEXT_LLMS.register("openai")
-class OpenAICompatibleLLM(TextLLM):
-    """Any OpenAI-compatible server (vLLM, TGI, llama.cpp, Ollama, OpenAI): POST ``{base_url}/v1/chat/completions``
-    with the standard library only. The API key is read from the environment variable ``api_key_env`` at each
-    call and sent as ``Authorization: Bearer …``; if the variable is unset no header is sent (local servers)."""
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key_env: str = "OPENAI_API_KEY",
-        max_tokens: int = 120,
-        temperature: float = 0.0,
-        timeout: float = 60.0,
-    ):
-        base = base_url.rstrip("/")
-        self.url = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
-        self.model, self.api_key_env = model, api_key_env
-        self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
-
-    def complete(self, prompt, system=None):
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
-        try:
-            return chat_completion(self.url, body, self.api_key_env, self.timeout)
-        except EndpointError as e:
-            if e.kind == "http":
-                message = f"OpenAI-compatible endpoint {self.url} answered HTTP {e.status}: {e.detail}"
-            elif e.kind == "unreachable":
-                message = f"cannot reach OpenAI-compatible endpoint {self.url}: {e.detail}"
-            else:
-                message = f"OpenAI-compatible endpoint {self.url} sent an unexpected reply: {e.detail}"
-            raise RuntimeError(message) from e
+def template_background(context: str, rng: np.random.Generator) -> str:
+    """A background sentence without a model: varied frames over the world's place nouns and details."""
+    place = _BG_PLACES[context][int(rng.integers(len(_BG_PLACES[context])))]
+    detail = _BG_DETAILS[context][int(rng.integers(len(_BG_DETAILS[context])))]
+    frame = _BG_FRAMES[int(rng.integers(len(_BG_FRAMES)))]
+    return frame.format(A=_an(place).capitalize(), a=_an(place), place=place, detail=detail)
 
 
 # ============================================================================ step 2: background filling
@@ -1099,7 +974,7 @@ class MmlinkSynthesizer:
             raise ValueError(f"n_distractors must be (min, max) with 0 <= min <= max, got {n_distractors}")
         self.segmenter = build(SEGMENTERS, segmenter)
         self.filler = build(FILLERS, filler)
-        self.llm = build(TEXT_LLMS, llm)
+        self.llm = make_backend(llm)
         self.scorer = build(SCORERS, scorer)
         self.groups = build(GROUP_SOURCES, groups)
         self.threshold, self.canvas, self.out_size = threshold, canvas, out_size
@@ -1162,13 +1037,14 @@ class MmlinkSynthesizer:
     # ------------------------------------------------------------------ step 2
 
     def _background(self, context: str, rng: np.random.Generator) -> str:
-        try:
-            desc = self.llm.background(context, rng)
-        except NotImplementedError:
-            desc = None
+        # The template path draws from the sample's rng exactly as it always has, so world samples stay the same.
+        if isinstance(self.llm, TemplateLLM):
+            return template_background(context, rng)
+        hint = BACKGROUND_HINTS[int(rng.integers(len(BACKGROUND_HINTS)))]  # variety, even with greedy decoding
+        desc = _clean(self.llm.ask(BACKGROUND_PROMPT, context=context, hint=hint))
         if not desc or context_of(desc) != context or len(desc) > 300 or _PEOPLE.search(desc):
             self._fallbacks["background"] += 1
-            desc = TemplateLLM().background(context, rng)
+            desc = template_background(context, rng)
         return desc
 
     def describe(self, group: ObjectGroup, rng: np.random.Generator) -> str:
@@ -1182,7 +1058,7 @@ class MmlinkSynthesizer:
     def _refined(self, text: str, group: ObjectGroup, rng: np.random.Generator) -> tuple[str, bool]:
         if not self.refine:
             return text, False
-        rewrite = _clean(self.llm.refine(text, rng))
+        rewrite = _clean(text if isinstance(self.llm, TemplateLLM) else self.llm.ask(REFINE_PROMPT, text=text))
         if rewrite == text:
             return text, False
         if not keeps_facts(rewrite, text, group.facts) or len(rewrite) > 3 * len(text) + 50:
@@ -1365,10 +1241,10 @@ if "mmlink_synth" not in TASKS:
 
 
 __all__ = [
-    "FILLERS", "GROUP_SOURCES", "SCORERS", "SEGMENTERS", "TEXT_LLMS", "AlphaSegmenter", "BackgroundFiller",
+    "FILLERS", "GROUP_SOURCES", "SCORERS", "SEGMENTERS", "AlphaSegmenter", "BackgroundFiller",
     "ClipScorer", "Composition", "Cutout", "Cv2InpaintFiller", "DiffusersInpaintFiller", "Dropped", "GrabCutSegmenter",
-    "GroupSource", "ImageFolderGroups", "MmlinkSynthesizer", "NoMoreGroups", "ObjectGroup", "OpenAICompatibleLLM", "PastedObject",
+    "GroupSource", "ImageFolderGroups", "MmlinkSynthesizer", "NoMoreGroups", "ObjectGroup", "PastedObject",
     "Plan", "ProceduralFiller", "QCRecord", "SceneGraphScorer", "SegmentAnythingSegmenter", "Segmenter",
-    "SimilarityScorer", "TemplateLLM", "TextLLM", "TransformersLLM", "View", "WorldGroups", "build", "compose",
-    "context_of", "cut_out", "identity_facts", "keeps_facts", "layout", "make_until_kept", "mentions",
+    "SimilarityScorer", "View", "WorldGroups", "build", "compose", "context_of", "cut_out", "identity_facts",
+    "keeps_facts", "layout", "make_until_kept", "mentions", "template_background",
 ]  # fmt: skip

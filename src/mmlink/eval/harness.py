@@ -294,8 +294,10 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         _write_judgements(Path(config.out) / "judgements.jsonl", task.name, summary)
         entry["n"] = len(items)
         entry["metrics"] = {"rating": summary.mean_rating}
+        # the judge's measured discrimination (mmlink judge-check) travels with every rating it gave
         entry["judge"] = {"backend": summary.backend, "weak": summary.weak, "prompt_version": summary.prompt_version,
-                          "rated": summary.rated, "failures": summary.failures}
+                          "rated": summary.rated, "failures": summary.failures,
+                          "discrimination": summary.discrimination}
     return entry
 
 
@@ -356,7 +358,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         net, processor = loaded
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
     quantized = ready_for_inference(net, choice.dtype, config.quantize, config.fast_greedy).to_dict()
-    settings = {k: getattr(net.config, k) for k in SETTING_KEYS}
+    settings = {k: getattr(net.config, k) for k in SETTING_KEYS if hasattr(net.config, k)}  # SAM: Q-Former family
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
                               "quantize": config.quantize, "seed": config.seed,
@@ -435,12 +437,11 @@ def _claim(path: Path, run: dict) -> None:
 
 
 def _make_judge(config: EvalConfig):
-    from mmlink.eval.judge import Judge, make_backend
+    from mmlink.eval.judge import Judge, default_cache_dir, judge_backend
 
-    backend = make_backend(judge_url=config.judge_url, judge_model=config.judge_model,
-                           api_key_env=config.judge_key_env, local_model=config.judge_local_model)
-    cache = config.judge_cache or str(Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink"))
-                                      / "judge")
+    backend = judge_backend(url=config.judge_url, model=config.judge_model, api_key_env=config.judge_key_env,
+                            local_model=config.judge_local_model)
+    cache = config.judge_cache or str(default_cache_dir())
     return Judge(backend, cache, retries=config.judge_retries)
 
 

@@ -1,20 +1,26 @@
 """LLM-as-judge for open-ended answers: the CaD-VI CaD-QA protocol.
 
 A text LLM reads the question, the reference answer and a predicted answer, and rates the prediction with an integer
-from 0 to 5 (`PROMPT_TEMPLATE`). The score of a run is the mean rating over the items the judge could rate.
+from 0 to 5, as in the paper (the prompt: ``prompts/cadqa_judge_v1.txt``). The score of a run is the mean rating over
+the items the judge could rate.
 
-* The prompt and the parser are fixed and versioned (`PROMPT_VERSION`): change either and bump the version, so that
-  cached responses and reported numbers of different protocols are never mixed.
-* `parse_rating` is strict (see its docstring). An unparseable response is retried with the same prompt plus
-  `RETRY_REMINDER`, at most ``retries`` more times; an item still unrated is a **failure** (``rating=None``), counted
-  and listed in the summary and excluded from the mean, never scored 0.
+* The prompt and the parser are fixed and versioned (`PROMPT_VERSION`, the prompt files' name): change either and
+  bump the version (a new file), so that cached responses and reported numbers of different protocols never mix.
+* `parse_rating` is strict (see its docstring). An unparseable response is retried with the same prompt plus the
+  reminder of ``prompts/cadqa_judge_v1_retry.txt``, at most ``retries`` more times; an item still unrated is a
+  **failure** (``rating=None``), counted and listed in the summary and excluded from the mean, never scored 0.
 * Responses are cached on disk, one JSON file per sha256 key of (version, backend name, prompt, attempt index), so a
-  re-run asks the backend nothing and gives the same numbers. Backend errors are not cached.
-* Backends (`TextBackend`): `OpenAIBackend` for any OpenAI-compatible ``/chat/completions`` server (standard library
-  only), `LocalBackend` for a local transformers causal LM (default: the ``mini`` preset's SmolLM2-135M-Instruct, a
-  *weak* judge whose ratings are only a smoke test; reports carry the ``weak`` flag).
+  re-run asks the backend nothing and gives the same numbers. Backend errors are not cached, nor are the answers of
+  the template backend (computed by code: a cache would keep stale ones).
+* Backends are those of `mmlink.textllm` (``make_backend``): any OpenAI-compatible server, a local transformers
+  causal LM (default: the ``mini`` preset's SmolLM2-135M-Instruct, a *weak* judge whose ratings are only a smoke
+  test; reports carry the ``weak`` flag), or ``template``: `lexical_rating`, word overlap with the reference, the
+  baseline a real judge must beat (it cannot see a changed colour; `mmlink.eval.judge_check` shows it).
+* How far a judge can be trusted is measured, not assumed: `mmlink.eval.judge_check` rates right and certainly-wrong
+  answers to world CaD-QA items and records the AUC under the cache directory; `discrimination` reads it back for
+  reports.
 
-Importing this module is cheap: torch/transformers are imported by `LocalBackend` on first use only.
+Importing this module is cheap: torch/transformers are imported by the local backend on first use only.
 """
 
 from __future__ import annotations
@@ -27,37 +33,35 @@ import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from mmlink.openai_compat import EndpointError, chat_completion
+from mmlink.data.nouns import content_words
+from mmlink.textllm import TextLLM, TextLLMError, load_prompt, make_backend
 
 PROMPT_VERSION = "cadqa-judge-v1"
-MINI_LLM = "mini:SmolLM2-135M-Instruct"  # the default local judge: the `mini` presets' (frozen) LLM
 MIN_RATING, MAX_RATING = 0, 5
+JUDGE_MAX_NEW_TOKENS = 32  # "Rating: N" and a little slack; a longer answer is not needed to rate
 
-PROMPT_TEMPLATE = """You are grading a predicted answer to a question about one or more images. You cannot see the \
-images: judge the predicted answer only against the reference answer.
 
-Question: {question}
-Reference answer: {reference}
-Predicted answer: {prediction}
+def lexical_rating(question: str, reference: str, prediction: str, reminder: str = "") -> str:
+    """The template backend's rating: round(5 x F1) of the content words of prediction vs reference.
 
-Rate the predicted answer with an integer from 0 to 5:
-0 = wrong, irrelevant or empty;
-1 = mostly wrong, with at most a minor correct detail;
-2 = partly correct, but missing or contradicting important points of the reference;
-3 = about half correct;
-4 = mostly correct and complete, with small omissions or errors;
-5 = fully correct and complete, matching the reference.
+    A bag-of-words baseline with no model: it rates an answer to another question low (0.6 of 5 on world CaD-QA
+    items), but a reference with one fact swapped about as high as the right facts in other words (3.1 vs 3.8):
+    which is why a judge has to be measured (`mmlink.eval.judge_check`).
+    """
+    ref, pred = set(content_words(reference)), set(content_words(prediction))
+    common = len(ref & pred)
+    f1 = 2 * common / (len(ref) + len(pred)) if common else 0.0
+    return f"Rating: {round(MAX_RATING * f1)}"
 
-Answer in the form "Rating: N", where N is an integer from 0 to 5."""
 
+JUDGE_PROMPT = load_prompt("mmlink.eval", "cadqa_judge_v1", template=lexical_rating)
+PROMPT_TEMPLATE = JUDGE_PROMPT.text  # with a trailing {reminder} field: "" on the first attempt
 # Appended (after a blank line) to the prompt of every retry; part of the `PROMPT_VERSION` protocol.
-RETRY_REMINDER = (
-    'Reply with exactly one line of the form "Rating: N", where N is an integer from 0 to 5, and nothing else.'
-)
+RETRY_REMINDER = load_prompt("mmlink.eval", "cadqa_judge_v1_retry").text
 
 # "Rating: 4", "rating:4", "Rating = 4", "Rating: 4/5", "Rating: 4.5" (captured so it can be rejected), "Rating: -1".
 _LABELLED = re.compile(r"\brating\s*[:=]\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?", re.IGNORECASE)
@@ -65,31 +69,33 @@ _LABELLED = re.compile(r"\brating\s*[:=]\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?", 
 _BARE = re.compile(r"(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?\.?")
 
 
-class JudgeBackendError(RuntimeError):
-    """A backend could not produce a response (network, HTTP status, malformed reply)."""
-
-
-@runtime_checkable
-class TextBackend(Protocol):
-    """A text LLM the judge can ask. ``name`` is a stable model identifier (it is part of the cache key and the
-    report); ``weak`` marks a judge too small for its ratings to mean much."""
-
-    name: str
-    weak: bool
-
-    def complete(self, prompt: str) -> str:
-        """Return the model's reply to one user message; raise `JudgeBackendError` when there is none."""
-        ...
+def judge_backend(url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                  local_model: str | None = None) -> TextLLM:
+    """The judge `mmlink eval`'s options describe: an OpenAI-compatible server when ``url`` is given (``model``
+    then required), else a local model (``local_model``, default mini's SmolLM2)."""
+    if url:
+        if not model:
+            raise ValueError("--judge-url needs --judge-model (the model name the server should run)")
+        return make_backend(f"openai:{model}@{url}", api_key_env=api_key_env, max_new_tokens=JUDGE_MAX_NEW_TOKENS)
+    if model:
+        # Silently judging with the local model instead of the named one would mislabel the report.
+        raise ValueError(f"--judge-model {model!r} needs --judge-url (the server that runs it)")
+    spec = f"local:{local_model}" if local_model else "local"
+    return make_backend(spec, max_new_tokens=JUDGE_MAX_NEW_TOKENS)
 
 
 # --------------------------------------------------------------------------- prompt and parse
 
 
+def prompt_fields(question: str, reference: str, prediction: str, retry: bool = False) -> dict[str, str]:
+    """The fields of `JUDGE_PROMPT`; ``retry=True`` adds `RETRY_REMINDER` after a blank line."""
+    return {"question": question.strip(), "reference": reference.strip(), "prediction": prediction.strip(),
+            "reminder": f"\n\n{RETRY_REMINDER}" if retry else ""}
+
+
 def build_prompt(question: str, reference: str, prediction: str, retry: bool = False) -> str:
-    """The judge prompt of `PROMPT_VERSION`; ``retry=True`` appends `RETRY_REMINDER`."""
-    prompt = PROMPT_TEMPLATE.format(question=question.strip(), reference=reference.strip(),
-                                    prediction=prediction.strip())
-    return f"{prompt}\n\n{RETRY_REMINDER}" if retry else prompt
+    """The judge prompt of `PROMPT_VERSION` as a model reads it."""
+    return JUDGE_PROMPT.render(**prompt_fields(question, reference, prediction, retry))
 
 
 def _valid(number: str, denominator: str | None) -> int | None:
@@ -122,136 +128,6 @@ def parse_rating(text: str) -> int | None:
     return _valid(*bare.groups()) if bare else None
 
 
-# --------------------------------------------------------------------------- backends
-
-
-class OpenAIBackend:
-    """An OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama ...), standard library only.
-
-    ``url`` is the API base (e.g. ``https://api.openai.com/v1`` or ``http://localhost:8000/v1``); requests go to
-    ``{url}/chat/completions``. The key is read from the environment variable ``api_key_env`` at each call; when it
-    is unset no ``Authorization`` header is sent (local servers need none).
-    """
-
-    weak = False
-
-    def __init__(
-        self,
-        url: str,
-        model: str,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = 60,
-        temperature: float = 0.0,
-        max_tokens: int = 64,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.model = model
-        self.api_key_env = api_key_env
-        self.timeout = timeout
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        # The stripped URL, so "…/v1" and "…/v1/" share one cache.
-        self.name = f"openai:{model}@{self.url}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.url}/chat/completions"
-
-    def complete(self, prompt: str) -> str:
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        try:
-            return chat_completion(self.endpoint, body, self.api_key_env, self.timeout)
-        except EndpointError as e:
-            if e.kind == "http":
-                message = f"{self.endpoint} returned HTTP {e.status} {e.reason}: {e.detail[:300]}"
-            elif e.kind == "unreachable":
-                message = f"{self.endpoint} unreachable: {e.detail}"
-            else:
-                message = f"{self.endpoint} sent no chat completion: {e.detail}"
-            raise JudgeBackendError(message) from e
-
-
-class LocalBackend:
-    """A local transformers causal LM, greedy decoding, through the tokenizer's chat template when it has one.
-
-    ``model_name_or_path=None`` is the ``mini`` presets' LLM (SmolLM2-135M-Instruct; ``weak=True``); otherwise a
-    checkpoint directory or hub id loaded with ``AutoModelForCausalLM`` (``weak=False``). Nothing is loaded, and
-    torch is not imported, until the first `complete`.
-    """
-
-    def __init__(self, model_name_or_path: str | os.PathLike | None = None, max_new_tokens: int = 32,
-                 device: str = "cpu") -> None:
-        self.path = None if model_name_or_path is None else os.fspath(model_name_or_path).rstrip("/\\")
-        self.max_new_tokens = max_new_tokens
-        self.device = device
-        self.weak = self.path is None
-        self.name = f"local:{MINI_LLM}" if self.path is None else f"local:{self.path}"
-        self._model: Any = None
-        self._tokenizer: Any = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    def _load(self) -> None:
-        if self.path is None:
-            from mmlink.models import load
-
-            # Only the LLM is used, and mmlink's training keeps it frozen in every `mini` variant: `mini-untrained`
-            # holds the same SmolLM2-135M-Instruct weights and loads before/without the trained deltas.
-            model, processor = load("mini-untrained", sam_mode="none")
-            llm, tokenizer = model.language_model, processor.tokenizer
-        else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            llm = AutoModelForCausalLM.from_pretrained(self.path)
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self._model = llm.to(self.device).eval()
-        self._tokenizer = tokenizer
-
-    def complete(self, prompt: str) -> str:
-        import torch
-
-        if self._model is None:
-            self._load()
-        tok = self._tokenizer
-        if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                           tokenize=False)
-            inputs = tok(text, add_special_tokens=False, return_tensors="pt")  # the template has the specials
-        else:
-            inputs = tok(prompt, return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        with torch.inference_mode():
-            out = self._model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens,
-                                       pad_token_id=pad)
-        new = out[0, inputs["input_ids"].shape[1]:]
-        return tok.decode(new, skip_special_tokens=True).strip()
-
-
-def make_backend(
-    judge_url: str | None = None,
-    judge_model: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    local_model: str | None = None,
-) -> TextBackend:
-    """`OpenAIBackend` when ``judge_url`` is given (``judge_model`` then required), else `LocalBackend(local_model)`."""
-    if judge_url:
-        if not judge_model:
-            raise ValueError("--judge-url needs --judge-model (the model name the server should run)")
-        return OpenAIBackend(judge_url, judge_model, api_key_env=api_key_env)
-    if judge_model:
-        # Silently judging with the local model instead of the named one would mislabel the report.
-        raise ValueError(f"--judge-model {judge_model!r} needs --judge-url (the server that runs it)")
-    return LocalBackend(local_model)
-
-
 # --------------------------------------------------------------------------- judge
 
 
@@ -269,7 +145,8 @@ class JudgeResult:
 
 @dataclass
 class JudgeSummary:
-    """Per-id results and their aggregate. ``mean_rating`` is over rated items only (None when none)."""
+    """Per-id results and their aggregate. ``mean_rating`` is over rated items only (None when none);
+    ``discrimination`` is `Judge.discrimination` (the judge's measured AUC, or the flag that it was not measured)."""
 
     results: dict[str, JudgeResult]
     mean_rating: float | None
@@ -279,6 +156,7 @@ class JudgeSummary:
     backend: str
     weak: bool
     prompt_version: str = PROMPT_VERSION
+    discrimination: dict[str, Any] | None = None
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -296,15 +174,50 @@ def cache_key(backend_name: str, prompt: str, attempt: int, version: str | None 
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class Judge:
-    """Rates predictions with a `TextBackend`, retrying unparseable responses and caching every response on disk."""
+def default_cache_dir() -> Path:
+    """The judge's response cache unless told otherwise: ``$MMLINK_CACHE/judge`` (``~/.cache/mmlink/judge``)."""
+    return Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink")) / "judge"
 
-    def __init__(self, backend: TextBackend, cache_dir: str | os.PathLike, retries: int = 2) -> None:
+
+def check_path(cache_dir: str | os.PathLike, backend_name: str, version: str | None = None) -> Path:
+    """Where `mmlink.eval.judge_check` records a judge's measured discrimination, beside its response cache."""
+    version = PROMPT_VERSION if version is None else version
+    key = hashlib.sha256(json.dumps([version, backend_name]).encode("utf-8")).hexdigest()[:24]
+    return Path(cache_dir) / "checks" / f"{key}.json"
+
+
+def read_discrimination(cache_dir: str | os.PathLike, backend_name: str) -> dict[str, Any] | None:
+    """The last discrimination check of this judge and prompt version (its summary), or None if never measured."""
+    try:
+        record = json.loads(check_path(cache_dir, backend_name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("backend") != backend_name:
+        return None
+    return record if record.get("prompt_version") == PROMPT_VERSION else None
+
+
+class Judge:
+    """Rates predictions with a text-LLM backend (`mmlink.textllm`; a spec string is built with `make_backend`),
+    retrying unparseable responses and caching every response on disk."""
+
+    def __init__(self, backend: TextLLM | str, cache_dir: str | os.PathLike, retries: int = 2) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        self.backend = backend
+        self.backend = make_backend(backend, max_new_tokens=JUDGE_MAX_NEW_TOKENS)
         self.cache_dir = Path(cache_dir)
         self.retries = retries
+
+    def discrimination(self) -> dict[str, Any]:
+        """What reports print beside this judge's ratings: its measured AUC (`mmlink.eval.judge_check`), or a flag
+        saying it was never measured."""
+        record = read_discrimination(self.cache_dir, self.backend.name)
+        if record is None:
+            return {"measured": False, "auc": None, "flagged": True,
+                    "note": f"not measured: run mmlink judge-check --backend {self.backend.spec or 'SPEC'} "
+                            f"--cache {self.cache_dir}"}
+        keys = ("auc", "auc_ci", "auc_worst", "flagged", "min_auc", "n_items", "mean_ratings", "created", "out")
+        return {"measured": True, **{k: record.get(k) for k in keys}}
 
     def _path(self, key: str) -> Path:
         return self.cache_dir / key[:2] / f"{key}.json"
@@ -336,18 +249,21 @@ class Judge:
         """Rate one prediction: up to ``1 + retries`` attempts; attempt 0 sends `build_prompt`, later attempts the
         prompt with `RETRY_REMINDER`. Backend errors count as failed attempts and are not cached."""
         raw, cached = "", True
+        use_cache = not self.backend.deterministic
         for attempt in range(self.retries + 1):
-            prompt = build_prompt(question, reference, prediction, retry=attempt > 0)
+            fields = prompt_fields(question, reference, prediction, retry=attempt > 0)
+            prompt = JUDGE_PROMPT.render(**fields)
             key = cache_key(self.backend.name, prompt, attempt)
-            response = self._read(key)
+            response = self._read(key) if use_cache else None
             if response is None:
                 cached = False
                 try:
-                    response = self.backend.complete(prompt)
-                except JudgeBackendError as e:
+                    response = self.backend.ask(JUDGE_PROMPT, **fields)
+                except TextLLMError as e:
                     raw = f"backend error: {e}"
                     continue
-                self._write(key, prompt, response, attempt)
+                if use_cache:
+                    self._write(key, prompt, response, attempt)
             raw = response
             rating = parse_rating(response)
             if rating is not None:
@@ -380,6 +296,7 @@ class Judge:
             backend=self.backend.name,
             weak=bool(self.backend.weak),
             prompt_version=PROMPT_VERSION,
+            discrimination=self.discrimination(),
         )
 
 
@@ -401,21 +318,7 @@ def _item(x: Mapping[str, Any] | Sequence[Any]) -> tuple[str, str, str, str]:
 
 
 __all__ = [
-    "MAX_RATING",
-    "MINI_LLM",
-    "MIN_RATING",
-    "PROMPT_TEMPLATE",
-    "PROMPT_VERSION",
-    "RETRY_REMINDER",
-    "Judge",
-    "JudgeBackendError",
-    "JudgeResult",
-    "JudgeSummary",
-    "LocalBackend",
-    "OpenAIBackend",
-    "TextBackend",
-    "build_prompt",
-    "cache_key",
-    "make_backend",
-    "parse_rating",
-]
+    "JUDGE_MAX_NEW_TOKENS", "JUDGE_PROMPT", "MAX_RATING", "MIN_RATING", "PROMPT_TEMPLATE", "PROMPT_VERSION",
+    "RETRY_REMINDER", "Judge", "JudgeResult", "JudgeSummary", "build_prompt", "cache_key", "check_path",
+    "default_cache_dir", "judge_backend", "lexical_rating", "parse_rating", "prompt_fields", "read_discrimination",
+]  # fmt: skip

@@ -7,8 +7,9 @@ Every evaluation run directory holds one ``metrics.json`` (``"format": "mmlink-e
   per task kind in the papers' layout: generation tasks as SAM Table 1 (a column group ROUGE-L | CIDEr | BLEU-4 per
   task, plus an Average group; with fact precision | fact recall added to each group when the items carried scene
   graphs, `mmlink.eval.facts`), closed-ended tasks (``rank``, ``pair_match``) as CaD-VI Table 1 (accuracy with the
-  chance level beside it, plus how candidates were scored), judge tasks (mean rating, judge backend, a warning when
-  the judge is weak). A run with a blind control (``--blind``) gets a ``blind`` and a ``gap (real − blind)`` row in
+  chance level beside it, plus how candidates were scored), judge tasks (mean rating, judge backend, the judge's
+  measured AUC from `mmlink judge-check`, a warning when the judge is weak, unmeasured or below the AUC bar). A run
+  with a blind control (``--blind``) gets a ``blind`` and a ``gap (real − blind)`` row in
   each table (judge tables: columns); every task's 95 % bootstrap intervals (``ci``, ``gap_ci``) follow its table.
 * `compare` / `write_comparison` -- one table over several runs (markdown with the best value per column in bold,
   CSV, and a grouped bar chart from `mmlink.eval.plots`).
@@ -50,6 +51,8 @@ SCORING_TEXT = {
 BLIND = "blind"
 GAP = "gap (real − blind)"
 WEAK_JUDGE_TEXT = "the judge is a small local model; ratings are indicative only"
+UNMEASURED_JUDGE_TEXT = ("the judge's discrimination was never measured (`mmlink judge-check`), so its ratings are "
+                         "unvalidated")
 
 
 # --------------------------------------------------------------------------------------------------------- loading
@@ -338,6 +341,7 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
     blind = any(isinstance(t.get(BLIND), dict) for t in tasks.values())
     for name, t in tasks.items():
         judge = t.get("judge") if isinstance(t.get("judge"), dict) else {}
+        disc = judge.get("discrimination") if isinstance(judge.get("discrimination"), dict) else None
         rows.append(
             [
                 name,
@@ -345,6 +349,7 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
                 _fmt(_task_metric(t, "rating")),
                 str(judge["rated"]) if judge.get("rated") is not None else MISSING,
                 str(judge["failures"]) if judge.get("failures") is not None else MISSING,
+                _fmt(disc.get("auc")) if disc else MISSING,
                 str(judge.get("backend") or MISSING),
                 str(judge.get("prompt_version") or MISSING),
             ]
@@ -353,12 +358,19 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
             rows[-1][3:3] = [_fmt(_part_metric(t, BLIND, "rating")), _signed(_part_metric(t, "gap", "rating"))]
         if judge.get("weak") is True:
             warnings.append(f"> **Warning (`{name}`):** {WEAK_JUDGE_TEXT}.")
+        if disc and not disc.get("measured"):
+            warnings.append(f"> **Warning (`{name}`):** {UNMEASURED_JUDGE_TEXT}.")
+        elif disc and disc.get("flagged"):
+            warnings.append(f"> **Warning (`{name}`):** the judge tells right from certainly-wrong answers with AUC "
+                            f"{_fmt(disc.get('auc'))} (worst case {_fmt(disc.get('auc_worst'))}), below the bar of "
+                            f"{_fmt(disc.get('min_auc'), 1)} (`mmlink judge-check`): its ratings are not to be "
+                            "trusted.")
         interval_lines = _interval_lines(t)
         if interval_lines:
             notes += [f"- `{name}`:", *interval_lines]
     lines = ["## Judged open-ended tasks (LLM judge, rating 0-5)", ""]
-    header = ["Task", "n", "Mean rating (0-5)", *(["Blind", "Gap"] if blind else []), "Rated", "Failures", "Judge",
-              "Prompt version"]
+    header = ["Task", "n", "Mean rating (0-5)", *(["Blind", "Gap"] if blind else []), "Rated", "Failures",
+              "Judge AUC", "Judge", "Prompt version"]
     lines += _table(header, rows, text_cols=(0, len(header) - 2, len(header) - 1))
     lines.append("")
     if notes:
