@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+
+def image_to_sample(input_ids: torch.Tensor, num_images: int, image_token_index: int, tokens_per_image: int,
+                    max_images: int) -> torch.Tensor:
+    """Sample index of every image ``(n,)``, from the placeholder runs (``tokens_per_image`` each) in ``input_ids``
+    ``(B, T)``; images are in row-major order (sample 0's first). Both families use it."""
+    counts = (input_ids == image_token_index).sum(dim=1)  # (B,)
+    if bool((counts % tokens_per_image != 0).any()):
+        raise ValueError(f"each image needs exactly {tokens_per_image} placeholder tokens; got placeholder counts "
+                         f"{counts.tolist()}")
+    per_sample = counts // tokens_per_image  # (B,)
+    if int(per_sample.sum()) != num_images:
+        raise ValueError(
+            f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values (or image_features) "
+            f"has {num_images}"
+        )
+    if per_sample.numel() and int(per_sample.max()) > max_images:
+        raise ValueError(f"a sample has {int(per_sample.max())} images; max_images is {max_images}")
+    return torch.repeat_interleave(torch.arange(input_ids.shape[0], device=input_ids.device), per_sample)
 
 
 def llm_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
@@ -36,4 +56,4 @@ class TrainableMixin:
         return trainable, total
 
 
-__all__ = ["TrainableMixin", "llm_linears"]
+__all__ = ["TrainableMixin", "image_to_sample", "llm_linears"]

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForImageTextToText, LlavaForConditionalGeneration
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 
-from mmlink.models.common import TrainableMixin
+from mmlink.models.common import TrainableMixin, image_to_sample
 from mmlink.models.llava.configuration import MmlinkLlavaConfig
 
 
@@ -53,17 +53,8 @@ class MmlinkLlavaForConditionalGeneration(TrainableMixin, LlavaForConditionalGen
 
     def image_to_sample(self, input_ids: torch.Tensor, num_images: int) -> torch.Tensor:
         """Sample index of every image ``(n,)``, from the placeholder runs in ``input_ids (B, T)``."""
-        p = self.config.image_seq_length
-        counts = (input_ids == self.config.image_token_index).sum(dim=1)  # (B,)
-        if bool((counts % p != 0).any()):
-            raise ValueError(f"each image needs exactly {p} placeholder tokens; got placeholder counts {counts.tolist()}")
-        per_sample = counts // p  # (B,)
-        if int(per_sample.sum()) != num_images:
-            raise ValueError(
-                f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values (or image_features) "
-                f"has {num_images}"
-            )
-        return torch.repeat_interleave(torch.arange(input_ids.shape[0], device=input_ids.device), per_sample)
+        c = self.config
+        return image_to_sample(input_ids, num_images, c.image_token_index, c.image_seq_length, c.max_images)
 
     # ------------------------------------------------------------------ steps 1–2
 

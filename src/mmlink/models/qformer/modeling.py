@@ -30,7 +30,7 @@ from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-from mmlink.models.common import TrainableMixin
+from mmlink.models.common import TrainableMixin, image_to_sample
 from mmlink.models.qformer.configuration import MmlinkQFormerConfig
 from mmlink.models.vision import build_vision_tower
 
@@ -152,19 +152,8 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
 
     def image_to_sample(self, input_ids: torch.Tensor, num_images: int) -> torch.Tensor:
         """Sample index of every image ``(n,)``, from the placeholder runs in ``input_ids (B, T)``."""
-        q = self.config.num_query_tokens
-        counts = (input_ids == self.config.image_token_index).sum(dim=1)  # (B,)
-        if bool((counts % q != 0).any()):
-            raise ValueError(f"each image needs exactly {q} placeholder tokens; got placeholder counts {counts.tolist()}")
-        per_sample = counts // q  # (B,)
-        if int(per_sample.sum()) != num_images:
-            raise ValueError(
-                f"input_ids hold placeholders for {int(per_sample.sum())} images but pixel_values (or image_features) "
-                f"has {num_images}"
-            )
-        if per_sample.numel() and int(per_sample.max()) > self.config.max_images:
-            raise ValueError(f"a sample has {int(per_sample.max())} images; max_images is {self.config.max_images}")
-        return torch.repeat_interleave(torch.arange(input_ids.shape[0], device=input_ids.device), per_sample)
+        c = self.config
+        return image_to_sample(input_ids, num_images, c.image_token_index, c.num_query_tokens, c.max_images)
 
     # ------------------------------------------------------------------ steps 1–3
 
