@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: install demo test bench clean train-mini train-mini-llava mini-data
+.PHONY: install demo test bench clean train-mini train-mini-llava train-mini-cadvi mini-data
 
 # test samples per task in `make demo` (CIDEr needs whole sets: keep it >= 10)
 DEMO_LIMIT ?= 20
@@ -81,6 +81,27 @@ train-mini-llava: mini-data
 	@echo "== mini-llava Stage 1: the projector =="
 	@$(call mini_train,configs/train/mini_llava_stage1.yaml,runs/mini_llava/stage1)
 	$(BIN)/python scripts/ship_mini.py --recipe mini-llava --runs runs/mini_llava --dest src/mmlink/models/weights/mini_llava
+
+# `mini-cadvi` (docs/mini_cadvi_card.md): CaD-VI's two phases on `mini-llava`. Phase 1: LoRA + projector on 800 world
+# CaD-Inst^V1 samples beside 900 records of mini-llava's own mix; Phase 2: the Phase-1 model refines the change captions
+# of 48 new pairs, the filter keeps the correct ones, a second adapter trains on Phase 1 x 2 + Phase 2.
+CADVI := runs/cadvi
+CADVI_DATA := $(CADVI)/data
+train-mini-cadvi: mini-data
+	@echo "== data: world CaD-Inst^V1 (800 train / 16 val) + mini-llava's Stage-1 mix (900 / 16) =="
+	$(MINI_SYNTH) cad --out $(CADVI_DATA)/cad_train --n 800 --split train --seed 0
+	$(MINI_SYNTH) cad --out $(CADVI_DATA)/cad_val --n 16 --split val --seed 0
+	$(BIN)/python scripts/mix_datasets.py --out $(CADVI_DATA)/phase1_train/data.jsonl $(CADVI_DATA)/cad_train \
+		$(MINI_DATA)/caption_train:200 $(MINI_DATA)/group_caption_train:100 $(MINI_DATA)/change_caption_train:100 \
+		$(MINI_DATA)/mmlink_pair_train:100 $(MINI_DATA)/bison_train:100 $(MINI_DATA)/svo_train:100 \
+		$(MINI_DATA)/nlvr2_train:100 $(MINI_DATA)/vqa_options_train:100
+	$(BIN)/python scripts/mix_datasets.py --out $(CADVI_DATA)/phase1_val/data.jsonl $(CADVI_DATA)/cad_val \
+		$(MINI_DATA)/stage1_val:16
+	@echo "== Phase 1: LoRA on mini-llava =="
+	@$(call mini_train,configs/train/mini_cadvi_phase1.yaml,$(CADVI)/phase1_lora)
+	@echo "== Phase 2: annotate, filter, mix, train =="
+	$(BIN)/mmlink cadvi phase2 --config configs/recipes/mini_cadvi_phase2.yaml
+	$(BIN)/python scripts/ship_mini.py --recipe mini-cadvi --runs $(CADVI) --dest src/mmlink/models/weights/mini_cadvi
 
 clean:
 	rm -rf $(VENV)

@@ -1,13 +1,16 @@
-"""Copy the finished `make train-mini` (or `make train-mini-llava`) runs into the package as the presets' weights.
+"""Copy the finished `make train-mini` (`train-mini-llava`, `train-mini-cadvi`) runs into the package as the presets'
+weights.
 
     python scripts/ship_mini.py [--runs runs/mini] [--dest src/mmlink/models/weights/mini]
     python scripts/ship_mini.py --recipe mini-llava --runs runs/mini_llava --dest src/mmlink/models/weights/mini_llava
+    python scripts/ship_mini.py --recipe mini-cadvi --runs runs/cadvi --dest src/mmlink/models/weights/mini_cadvi
 
 Stage 1's ``final/`` goes to ``DEST/stage1`` with its base set to the ``mini-untrained`` preset; each Stage-2
 variant's ``final/`` goes to ``DEST/<variant>`` with its base set to ``../stage1`` (resolved against the variant's
 own directory), so the shipped deltas do not depend on where the runs were. ``DEST/training.json`` records every
 run's summary (steps, time, losses, data sizes) for the model card. Weights are copied byte for byte (the training
-configs save them in bf16).
+configs save them in bf16). A LoRA run's PEFT adapter directory (named by its delta's ``adapter``) is copied beside
+its delta; CaD-VI's Phase 2 ships with ``../phase1`` as its base.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ KEEP = ("steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per
 def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
     if recipe == "mini-llava":  # LLaVA's Stage 1 (the projector) on the untrained assembly
         sources = {"stage1": (runs / "stage1", "mini-llava-untrained")}
+    elif recipe == "mini-cadvi":  # CaD-VI Phase 1 (LoRA on mini-llava), then Phase 2 from the Phase-1 weights
+        sources = {"phase1": (runs / "phase1_lora", "mini-llava"), "phase2": (runs / "phase2" / "train", "../phase1")}
     else:
         sources = {"stage1": (runs / "stage1", "mini-untrained")}
         sources.update({v: (runs / f"stage2_{v}", "../stage1") for v in VARIANTS})
@@ -42,12 +47,17 @@ def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
         out = dest / name
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "final" / DELTA_WEIGHTS, out / DELTA_WEIGHTS)
+        if meta.get("adapter"):
+            shutil.rmtree(out / meta["adapter"], ignore_errors=True)
+            shutil.copytree(run / "final" / meta["adapter"], out / meta["adapter"])
         (out / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
         cfg = summary["config"]
         record[name] = {**{k: summary.get(k) for k in KEEP},
                         "train_data": cfg["train_data"], "val_data": cfg["val_data"], "seed": cfg["seed"],
-                        "lr": cfg["lr"], "warmup_steps": cfg["warmup_steps"], "batch_size": cfg["batch_size"],
-                        "sam_mode": meta["settings"].get("sam_mode"), "bytes": (out / DELTA_WEIGHTS).stat().st_size}
+                        "lr": cfg["lr"], "warmup_steps": cfg["warmup_steps"], "warmup_ratio": cfg.get("warmup_ratio"),
+                        "projector_lr": cfg.get("projector_lr"), "batch_size": cfg["batch_size"],
+                        "sam_mode": meta["settings"].get("sam_mode"), "lora": cfg.get("lora"),
+                        "bytes": sum(f.stat().st_size for f in out.rglob("*.safetensors"))}
     (dest / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -57,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/mini", type=Path, help="the make train-mini output (default runs/mini)")
     parser.add_argument("--dest", default="src/mmlink/models/weights/mini", type=Path,
                         help="package directory of the weights (default src/mmlink/models/weights/mini)")
-    parser.add_argument("--recipe", choices=("mini", "mini-llava"), default="mini",
-                        help="which runs: mini (Stage 1 + the four Stage-2 variants) or mini-llava (Stage 1)")
+    parser.add_argument("--recipe", choices=("mini", "mini-llava", "mini-cadvi"), default="mini",
+                        help="which runs: mini (Stage 1 + the four Stage-2 variants), mini-llava (Stage 1) or "
+                             "mini-cadvi (Phase 1 and Phase 2)")
     args = parser.parse_args(argv)
     try:
         record = ship(args.runs, args.dest, args.recipe)

@@ -473,6 +473,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="override the model's SAM variant")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
     p.add_argument("--label", help="display name in reports (default: the model's name)")
+    p.add_argument("--judge-backend", metavar="SPEC",
+                   help="the judge as a text-LLM spec: template (word overlap with the reference, no model), local, "
+                        "local:PATH, openai:MODEL@URL; instead of the three flags below")
     p.add_argument("--judge-url", metavar="URL", help="OpenAI-compatible endpoint of the judge (e.g. .../v1)")
     p.add_argument("--judge-model", metavar="NAME", help="model name at --judge-url")
     p.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
@@ -501,7 +504,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,
         image_size=args.image_size, sam_mode=args.sam_mode,
-        label=args.label, progress=not args.no_progress, judge_url=args.judge_url, judge_model=args.judge_model,
+        label=args.label, progress=not args.no_progress, judge_backend=args.judge_backend,
+        judge_url=args.judge_url, judge_model=args.judge_model,
         judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
         judge_retries=args.judge_retries,
     )

@@ -71,7 +71,8 @@ def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
             want = 100 * sum(all(v) for v in per_sample.values()) / len(per_sample)
             assert entry["metrics"]["accuracy"] == pytest.approx(want)
             assert entry["chance"] == task.chance and entry["scoring"] == "sum"
-        else:
+        else:  # the judge's rating, and world facts checked exactly beside it
+            assert set(entry["metrics"]) == {"rating", "fact precision", "fact recall"}
             assert entry["metrics"]["rating"] == 3.0
             assert entry["judge"]["rated"] == 10 and entry["judge"]["failures"] == 0
     core = {"generate": {"ROUGE-L", "CIDEr", "BLEU-4"}, "rank": {"accuracy"}, "pair_match": {"accuracy"},
@@ -426,3 +427,26 @@ def test_world_generation_scores_facts_against_the_records_scene_graphs(tiny, tm
     assert "fact precision" not in score_task(task, [*items, bare], store, config)["metrics"]
     with pytest.raises(ValueError, match="'meta.scenes' holds 2 scene"):
         generate_items({**record, "meta": {"scenes": [{}, {}]}})
+
+
+def test_judge_tasks_score_world_facts_exactly_beside_the_rating(tiny, tmp_path, world):
+    from mmlink.eval.harness import score_task, task_data
+
+    config = _config(tmp_path, world)
+    task = EVAL_TASKS.get("cad_qa")
+    items = task_items(task, task_data(task, config), config.limit)
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    judge = Judge(ScriptedBackend(), tmp_path / "judge-cache")
+    store = PredictionStore(tmp_path / "refs.jsonl")
+    store.append([{"task": task.name, "id": it.id, "text": it.refs[0], "refs": it.refs} for it in items])
+    perfect = score_task(task, items, store, config, judge=judge)
+    assert perfect["metrics"]["fact precision"] == perfect["metrics"]["fact recall"] == 100.0
+    wrong = PredictionStore(tmp_path / "wrong.jsonl")  # every colour word in the references swapped for another
+    swap = {"red": "blue", "blue": "red", "green": "yellow", "yellow": "green", "white": "black", "black": "white"}
+    wrong.append([{"task": task.name, "id": it.id, "refs": it.refs,
+                   "text": " ".join(swap.get(w, w) for w in it.refs[0].split())} for it in items])
+    swapped = score_task(task, items, wrong, config, judge=judge)
+    assert swapped["metrics"]["rating"] == perfect["metrics"]["rating"] == 3.0  # the scripted judge cannot tell
+    assert swapped["fact_counts"]["color"]["mentioned"] > 0
+    assert swapped["fact_counts"]["color"]["correct"] < swapped["fact_counts"]["color"]["mentioned"]
+    assert swapped["metrics"]["fact precision"] < 100.0

@@ -254,6 +254,11 @@ def test_judge_backend_from_eval_options() -> None:
     custom = judge_backend(local_model="/models/judge/")
     assert isinstance(custom, LocalLLM) and not custom.weak and custom.name == "local:/models/judge"
     assert Judge("template", "/nonexistent").backend.name == "template"
+    assert isinstance(judge_backend(spec="template"), TemplateLLM)  # --judge-backend template
+    with pytest.raises(ValueError, match="--judge-backend"):
+        judge_backend("http://localhost:8000/v1", "qwen", spec="template")
+    with pytest.raises(ValueError, match="--judge-backend"):
+        judge_backend(local_model="/models/judge/", spec="local")
 
 
 def test_template_judge_is_lexical_and_not_cached(tmp_path: Path) -> None:

@@ -45,3 +45,21 @@ def test_an_unfinished_run_is_an_error(tmp_path, capsys):
     assert "stage2_base" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
         ship_mini.ship(tmp_path / "nothing", tmp_path / "d")
+
+
+def test_ship_cadvi_copies_the_lora_adapters_and_chains_phase2_on_phase1(tmp_path):
+    runs, dest = tmp_path / "runs", tmp_path / "dest"
+    for run, base, size in ((runs / "phase1_lora", "mini-llava", 10), (runs / "phase2" / "train", "/abs/phase1/final", 12)):
+        _fake_run(run, base, "none", size)
+        meta = json.loads((run / "final" / "mmlink_delta.json").read_text())
+        (run / "final" / "mmlink_delta.json").write_text(json.dumps({**meta, "adapter": "adapter"}))
+        (run / "final" / "adapter").mkdir()
+        (run / "final" / "adapter" / "adapter_config.json").write_text("{}")
+        (run / "final" / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 100)
+    assert ship_mini.main(["--recipe", "mini-cadvi", "--runs", str(runs), "--dest", str(dest)]) == 0
+    assert json.loads((dest / "phase1" / "mmlink_delta.json").read_text())["base"] == "mini-llava"
+    assert json.loads((dest / "phase2" / "mmlink_delta.json").read_text())["base"] == "../phase1"
+    for phase in ("phase1", "phase2"):
+        assert (dest / phase / "adapter" / "adapter_config.json").read_text() == "{}"
+    record = json.loads((dest / "training.json").read_text())
+    assert record["phase1"]["bytes"] == 110 and record["phase2"]["bytes"] == 112  # the delta and its adapter

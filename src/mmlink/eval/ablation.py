@@ -70,17 +70,18 @@ def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: in
             "differences": diffs}
 
 
-def differences(out: Path, runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> dict:
+def differences(out: Path, runs: Sequence[dict], tasks: Sequence[str] = TASKS, reference: str = REFERENCE,
+                ci_metrics: Sequence[str] = CI_METRICS) -> dict:
     """``{row: {task: {metric: {"value", "reference", "difference", "ci": [lo, hi] | None}}}}`` for every row but
-    `REFERENCE`, over the metrics of `CI_METRICS` both runs report; ``ci`` is the 95 % paired bootstrap interval of
-    ``row − reference`` on the same test items."""
+    ``reference``, over the metrics of ``ci_metrics`` both runs report; ``ci`` is the 95 % paired bootstrap interval
+    of ``row − reference`` on the same test items. Each row's run directory is ``out/<its label>``."""
     from mmlink.eval.harness import PredictionStore, task_items
-    from mmlink.eval.intervals import paired_intervals, task_statistics
+    from mmlink.eval.intervals import paired_intervals, read_judgements, task_statistics
     from mmlink.eval.tasks import EVAL_TASKS
 
     by_label = {r.get("label") or r["model"]: r for r in runs}
-    if REFERENCE not in by_label:
-        raise ValueError(f"the ablation's reference row {REFERENCE!r} was not evaluated")
+    if reference not in by_label:
+        raise ValueError(f"the reference row {reference!r} was not evaluated")
     stats: dict[str, dict] = {}
     for label, run in by_label.items():
         store = PredictionStore(Path(out) / label / "predictions.jsonl")
@@ -90,18 +91,20 @@ def differences(out: Path, runs: Sequence[dict], tasks: Sequence[str] = TASKS) -
             entry = run["tasks"][task]
             items = task_items(EVAL_TASKS.get(task), Path(entry["data"]), config.get("limit"))
             rows = {r["id"]: r for r in store.rows(task)}
-            stats[label][task] = task_statistics(entry["kind"], items, rows, config.get("tokenize", "simple"))
-    ref = by_label[REFERENCE]
+            judgements = read_judgements(Path(out) / label / "judgements.jsonl", task)
+            stats[label][task] = task_statistics(entry["kind"], items, rows, config.get("tokenize", "simple"),
+                                                 judgements=judgements)
+    ref = by_label[reference]
     out_diffs: dict[str, dict] = {}
     for label, run in by_label.items():
-        if label == REFERENCE:
+        if label == reference:
             continue
         out_diffs[label] = {}
         for task in tasks:
             mine, base = run["tasks"][task]["metrics"], ref["tasks"][task]["metrics"]
             # fact precision is null where no answer stated a fact: no difference to take
-            metrics = [m for m in CI_METRICS if mine.get(m) is not None and base.get(m) is not None]
-            cis = paired_intervals(stats[label][task], stats[REFERENCE][task], metrics)
+            metrics = [m for m in ci_metrics if mine.get(m) is not None and base.get(m) is not None]
+            cis = paired_intervals(stats[label][task], stats[reference][task], metrics)
             out_diffs[label][task] = {m: {"value": mine[m], "reference": base[m], "difference": mine[m] - base[m],
                                           "ci": cis.get(m)} for m in metrics}
     return out_diffs

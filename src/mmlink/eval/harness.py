@@ -63,6 +63,7 @@ class EvalConfig:
     label: Optional[str] = None
     progress: bool = True
     # judge (judge tasks only)
+    judge_backend: Optional[str] = None  # a mmlink.textllm spec (template, local[:PATH], openai:MODEL@URL)
     judge_url: Optional[str] = None
     judge_model: Optional[str] = None
     judge_key_env: str = "OPENAI_API_KEY"
@@ -264,16 +265,7 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["n"] = result.pop("n")
         entry["metrics"] = {k: result[k] for k in ("ROUGE-L", "CIDEr", "BLEU-4")}
         entry["tokenize"] = config.tokenize
-        if all(it.scenes for it in items):  # world records carry their scene graphs: check every stated fact
-            from mmlink.eval.facts import fact_metrics, pooled_counts, tally_answer
-
-            tallies = [tally_answer(rows[it.id]["text"], it.refs, it.scenes) for it in items]
-            facts = fact_metrics(tallies)
-            # None (null) when no answer stated a fact: precision is undefined then, neither 0 nor 100
-            entry["metrics"]["fact precision"] = facts.pop("fact precision", None)
-            entry["metrics"]["fact recall"] = facts.pop("fact recall", None)
-            entry["facts"] = facts
-            entry["fact_counts"] = {t: asdict(c) for t, c in pooled_counts(tallies).items()}
+        _add_world_facts(entry, items, rows)
     elif task.kind in ("rank", "pair_match"):
         by_sample: dict[str, bool] = {}
         for it in items:  # a pair_match sample is right only when both of its items are
@@ -298,7 +290,23 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["judge"] = {"backend": summary.backend, "weak": summary.weak, "prompt_version": summary.prompt_version,
                           "rated": summary.rated, "failures": summary.failures,
                           "discrimination": summary.discrimination}
+        _add_world_facts(entry, items, rows)  # exact, where a judge is only as good as its measured AUC
     return entry
+
+
+def _add_world_facts(entry: dict, items: list[Item], rows: dict) -> None:
+    """World records carry their scene graphs: check every fact an answer states (fact precision / recall)."""
+    if not all(it.scenes for it in items):
+        return
+    from mmlink.eval.facts import fact_metrics, pooled_counts, tally_answer
+
+    tallies = [tally_answer(rows[it.id]["text"], it.refs, it.scenes) for it in items]
+    facts = fact_metrics(tallies)
+    # None (null) when no answer stated a fact: precision is undefined then, neither 0 nor 100
+    entry["metrics"]["fact precision"] = facts.pop("fact precision", None)
+    entry["metrics"]["fact recall"] = facts.pop("fact recall", None)
+    entry["facts"] = facts
+    entry["fact_counts"] = {t: asdict(c) for t, c in pooled_counts(tallies).items()}
 
 
 def _write_judgements(path: Path, task: str, summary) -> None:
@@ -440,7 +448,7 @@ def _make_judge(config: EvalConfig):
     from mmlink.eval.judge import Judge, default_cache_dir, judge_backend
 
     backend = judge_backend(url=config.judge_url, model=config.judge_model, api_key_env=config.judge_key_env,
-                            local_model=config.judge_local_model)
+                            local_model=config.judge_local_model, spec=config.judge_backend)
     cache = config.judge_cache or str(default_cache_dir())
     return Judge(backend, cache, retries=config.judge_retries)
 

@@ -77,8 +77,10 @@ def task_statistics(kind: str, items: Sequence[Any], rows: Mapping[str, dict], t
     if kind == "judge" and judgements is not None:
         ids = sorted((it.id for it in items), key=str)
         ratings = [judgements.get(i) for i in ids]
-        return {"rating": ratio_statistic([r or 0.0 for r in ratings], [0.0 if r is None else 1.0 for r in ratings],
-                                          scale=1.0)}
+        stats = {"rating": ratio_statistic([r or 0.0 for r in ratings], [0.0 if r is None else 1.0 for r in ratings],
+                                           scale=1.0)}
+        stats.update(_fact_statistics(items, rows))
+        return stats
     return {}
 
 

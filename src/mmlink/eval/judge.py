@@ -70,9 +70,14 @@ _BARE = re.compile(r"(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?\.?")
 
 
 def judge_backend(url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                  local_model: str | None = None) -> TextLLM:
-    """The judge `mmlink eval`'s options describe: an OpenAI-compatible server when ``url`` is given (``model``
-    then required), else a local model (``local_model``, default mini's SmolLM2)."""
+                  local_model: str | None = None, spec: str | None = None) -> TextLLM:
+    """The judge `mmlink eval`'s options describe: ``spec`` (a `mmlink.textllm.make_backend` spec, e.g.
+    ``template``) when given; else an OpenAI-compatible server when ``url`` is given (``model`` then required), else
+    a local model (``local_model``, default mini's SmolLM2)."""
+    if spec:
+        if url or model or local_model:
+            raise ValueError("--judge-backend names the whole judge; drop --judge-url/--judge-model/--judge-local-model")
+        return make_backend(spec, api_key_env=api_key_env, max_new_tokens=JUDGE_MAX_NEW_TOKENS)
     if url:
         if not model:
             raise ValueError("--judge-url needs --judge-model (the model name the server should run)")

@@ -296,6 +296,16 @@ def mini_untrained(**overrides) -> Loaded:
     return load_checkpoint(base, **overrides)
 
 
+def _shipped(path: Path, make_target: str, **overrides) -> Loaded | LoadedLlava:
+    """Load a delta that ships in the package (its base is resolved by the delta), naming the make target that
+    writes it when it is missing."""
+    from mmlink.models.loading import DELTA_CONFIG, load_checkpoint
+
+    if not (path / DELTA_CONFIG).exists():
+        raise FileNotFoundError(f"{path}: the trained weights are missing (make {make_target} writes them)")
+    return load_checkpoint(path, **overrides)
+
+
 # The trained `mini` (docs/mini_card.md): what mmlink trained ships in the package as bf16 trainable-only deltas —
 # Stage 1 on top of `mini-untrained`, each Stage-2 variant on top of Stage 1 — one preset per SAM Table 2 row.
 MINI_WEIGHTS = Path(__file__).parent / "weights" / "mini"
@@ -310,12 +320,7 @@ MINI_PRESETS = {
 
 def _mini_trained(variant: str) -> Callable[..., Loaded]:
     def build(**overrides) -> Loaded:
-        from mmlink.models.loading import DELTA_CONFIG, load_checkpoint
-
-        path = MINI_WEIGHTS / variant
-        if not (path / DELTA_CONFIG).exists():
-            raise FileNotFoundError(f"{path}: the trained `mini` weights are missing (make train-mini writes them)")
-        return load_checkpoint(path, **overrides)
+        return _shipped(MINI_WEIGHTS / variant, "train-mini", **overrides)
 
     build.__doc__ = f"The trained `mini`, variant {variant} ({MINI_WEIGHTS / variant})."
     return build
@@ -381,15 +386,30 @@ MINI_LLAVA_WEIGHTS = Path(__file__).parent / "weights" / "mini_llava"
 @PRESETS.register("mini-llava")
 def mini_llava(**overrides) -> LoadedLlava:
     """The trained `mini-llava`: `mini-llava-untrained` + the projector mmlink trained on the world."""
-    from mmlink.models.loading import DELTA_CONFIG, load_checkpoint
-
-    path = MINI_LLAVA_WEIGHTS / "stage1"
-    if not (path / DELTA_CONFIG).exists():
-        raise FileNotFoundError(f"{path}: the trained `mini-llava` weights are missing (make train-mini-llava)")
-    return load_checkpoint(path, **overrides)
+    return _shipped(MINI_LLAVA_WEIGHTS / "stage1", "train-mini-llava", **overrides)
 
 
 mini_llava.config_class = MmlinkLlavaConfig
+
+# `mini-cadvi` (docs/mini_cadvi_card.md): CaD-VI's two phases on `mini-llava` (`make train-mini-cadvi`) — Phase 1 a
+# LoRA adapter + projector on world CaD data and `mini-llava`'s own mix, Phase 2 a second adapter on the Phase-1
+# weights with the Phase-1 model's own filtered annotations; each merged into the weights at load.
+MINI_CADVI_WEIGHTS = Path(__file__).parent / "weights" / "mini_cadvi"
+
+
+@PRESETS.register("mini-cadvi")
+def mini_cadvi(**overrides) -> LoadedLlava:
+    """`mini-cadvi`: CaD-VI Phase 1 + Phase 2 on `mini-llava` (the paper's final model)."""
+    return _shipped(MINI_CADVI_WEIGHTS / "phase2", "train-mini-cadvi", **overrides)
+
+
+@PRESETS.register("mini-cadvi-phase1")
+def mini_cadvi_phase1(**overrides) -> LoadedLlava:
+    """`mini-cadvi` after Phase 1 only: LoRA on `mini-llava` with world CaD-Inst^V1 data."""
+    return _shipped(MINI_CADVI_WEIGHTS / "phase1", "train-mini-cadvi", **overrides)
+
+
+mini_cadvi.config_class = mini_cadvi_phase1.config_class = MmlinkLlavaConfig
 
 
 __all__ = ["MINI_PRESETS", "MINI_WEIGHTS", "PRESETS", "byte_tokenizer", "cache_dir", "mini_untrained", "tiny", "tiny_config"]

@@ -392,6 +392,7 @@ EPILOG = """stages (each resumable: re-run the same command after an interruptio
   filter    quality filter + filter/report.json (needs annotate)
   mix       filter, then data/train.jsonl = Phase 1 x phase1_copies + kept Phase 2 (needs annotate)
   train     Phase 1's TrainConfig on the mix, from the Phase-1 model (needs mix)
+  tables    CaD-VI Tables 1 and 2 on the world: base vs Phase 1 vs Phase 1 + 2 (mmlink cadvi tables --help)
 
 settings: a YAML/JSON file (--config, e.g. configs/recipes/cadvi_phase2.yaml) and flags; flags win.
   Lists take commas (--sources scratch,refine); the filter: and train: sections take KEY=VALUE
@@ -419,11 +420,15 @@ def _add_stage_parsers(sub: argparse._SubParsersAction) -> None:
                 shown = ",".join(default) if isinstance(default, tuple) else default
                 p.add_argument(flag, dest=f"set_{f.name}", metavar="VALUE", default=None, help=f"(default: {shown})")
         p.set_defaults(func=_run_cli, stages=STAGES if stage == "phase2" else (stage,))
+    from mmlink.recipes import cadvi_tables
+
+    cadvi_tables.add_parser(sub)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``mmlink cadvi <stage> ...`` (the `mmlink` command's wiring)."""
-    p = sub.add_parser("cadvi", help="CaD-VI Phase 2: the Phase-1 model annotates new pairs, filter, mix, train again",
+    p = sub.add_parser("cadvi", help="CaD-VI: Phase 2 (the Phase-1 model annotates new pairs, filter, mix, train again); "
+                            "the paper's tables",
                        description=__doc__.split("\n\n")[0], epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_stage_parsers(p.add_subparsers(dest="stage", metavar="STAGE", required=True))
