@@ -39,7 +39,8 @@ DELTA_CONFIG = "mmlink_delta.json"
 DELTA_WEIGHTS = "trainable.safetensors"
 DELTA_FORMAT = 1
 # Settings a trainable-only checkpoint may change relative to its base.
-SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer", "max_images")
+SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer", "cmaa", "cmaa_text",
+                "cmaa_scale", "max_images")
 _LOAD_KWARGS = ("dtype", "device_map", "attn_implementation")
 PROCESSOR_CONFIG = "processor_config.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt", "vocab.json")
@@ -171,6 +172,8 @@ def load_checkpoint(path: str | os.PathLike, **overrides):
             f"{path}: model_type {model_type!r} is not supported (expected 'instructblip', "
             f"{MmlinkQFormerConfig.model_type!r}, 'llava' or {MmlinkLlavaConfig.model_type!r})"
         )
+    if isinstance(processor, MmlinkQFormerProcessor):  # a CMAA override changes the placeholders per image
+        processor.num_query_tokens = config.image_seq_length
     if processor is None:
         print(f"mmlink: {path} is a model-only save (no tokenizer files): the processor is None", file=sys.stderr)
     model.mmlink_source = str(path.resolve())

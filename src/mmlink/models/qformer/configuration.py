@@ -1,8 +1,8 @@
-"""Composite config of the Q-Former family: vision tower + Q-Former (+ SAM's W-former) + LLM.
+"""Composite config of the Q-Former family: vision tower + Q-Former (+ SAM's W-former, + CMAA) + LLM.
 
 The layout mirrors ``InstructBlipConfig`` (nested ``vision_config`` / ``qformer_config`` / ``text_config``,
 ``num_query_tokens``, ``image_token_index``) so that an InstructBLIP checkpoint's config converts losslessly, and
-adds SAM's settings (paper §4, DESIGN.md "SAM").
+adds SAM's settings (paper §4, DESIGN.md "SAM") and VisLingInstruct's CMAA (§3.1, DESIGN.md "VisLingInstruct facts").
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from transformers.models.auto.modeling_auto import (
 
 SamMode = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
 ContextPool = Literal["others", "all"]
+CmaaMode = Literal["none", "per_query", "pooled", "released"]
+CmaaText = Literal["output", "embedding"]
 SAM_MODES: tuple[str, ...] = SamMode.__args__
 CONTEXT_POOLS: tuple[str, ...] = ContextPool.__args__
+CMAA_MODES: tuple[str, ...] = CmaaMode.__args__
+CMAA_TEXTS: tuple[str, ...] = CmaaText.__args__
 
 
 @strict
@@ -42,6 +46,15 @@ class MmlinkQFormerConfig(PreTrainedConfig):
         (default: last layer).
     sam_context_layer: k of Eq. 2/6, 1-indexed layer after which the W-former's output becomes ``c_i`` and is
         added to the Q-Former's layer-k input (default: last layer). Requires ``l <= k``.
+    cmaa: VisLingInstruct's Cross-Modal Alignment Attention, tokens appended to each image's query outputs before
+        the language projection: ``none`` (default: the model unchanged); ``per_query`` — Eq. 1 as written,
+        ``U = softmax(E_que · E_textᵀ) · E_text``, one aligned text vector per query (Q more tokens per image);
+        ``pooled`` — U averaged over the queries (one token), the reading of Eq. 1's sum as a pooling;
+        ``released`` — the variant commented out in the authors' code: the text [CLS] state and the mean of the text
+        states (two tokens). Parameter-free: only the projection (and SAM) train around it.
+    cmaa_text: E_text, the instruction's states in the Q-Former: ``output`` (its last layer, as the released
+        variant uses; default) or ``embedding`` (its input embeddings, "the embedding of the textual instruction").
+    cmaa_scale: divide E_que · E_textᵀ by sqrt(Dq) as in scaled dot-product attention; Eq. 1 does not (default off).
     """
 
     model_type = "mmlink_qformer"
@@ -64,6 +77,9 @@ class MmlinkQFormerConfig(PreTrainedConfig):
     sam_context_pool: ContextPool = "others"
     sam_guide_layer: int | None = None
     sam_context_layer: int | None = None
+    cmaa: CmaaMode = "none"
+    cmaa_text: CmaaText = "output"
+    cmaa_scale: bool = False
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -78,6 +94,10 @@ class MmlinkQFormerConfig(PreTrainedConfig):
             raise ValueError(f"sam_mode must be one of {SAM_MODES}, got {self.sam_mode!r}")
         if self.sam_context_pool not in CONTEXT_POOLS:
             raise ValueError(f"sam_context_pool must be one of {CONTEXT_POOLS}, got {self.sam_context_pool!r}")
+        if self.cmaa not in CMAA_MODES:
+            raise ValueError(f"cmaa must be one of {CMAA_MODES}, got {self.cmaa!r}")
+        if self.cmaa_text not in CMAA_TEXTS:
+            raise ValueError(f"cmaa_text must be one of {CMAA_TEXTS}, got {self.cmaa_text!r}")
         n_layers = self.qformer_config.num_hidden_layers
         l, k = self.guide_layer, self.context_layer
         if not 1 <= l <= n_layers or not 1 <= k <= n_layers:
@@ -87,6 +107,16 @@ class MmlinkQFormerConfig(PreTrainedConfig):
         for name in ("num_query_tokens", "max_images", "qformer_max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def cmaa_tokens(self) -> int:
+        """Tokens CMAA appends to each image's query outputs."""
+        return {"none": 0, "per_query": self.num_query_tokens, "pooled": 1, "released": 2}[self.cmaa]
+
+    @property
+    def image_seq_length(self) -> int:
+        """LLM placeholders per image: the query outputs plus CMAA's tokens."""
+        return self.num_query_tokens + self.cmaa_tokens
 
     @property
     def guide_layer(self) -> int:
@@ -116,4 +146,5 @@ class MmlinkQFormerConfig(PreTrainedConfig):
 
 AutoConfig.register(MmlinkQFormerConfig.model_type, MmlinkQFormerConfig)
 
-__all__ = ["MmlinkQFormerConfig", "SAM_MODES", "CONTEXT_POOLS", "SamMode", "ContextPool"]
+__all__ = ["CMAA_MODES", "CMAA_TEXTS", "CONTEXT_POOLS", "CmaaMode", "CmaaText", "ContextPool", "MmlinkQFormerConfig",
+           "SAM_MODES", "SamMode"]

@@ -1,26 +1,30 @@
-"""Multi-image Q-Former MLLM (InstructBLIP-compatible) with SAM's bidirectional semantic guidance.
+"""Multi-image Q-Former MLLM (InstructBLIP-compatible) with SAM's bidirectional semantic guidance and
+VisLingInstruct's Cross-Modal Alignment Attention (CMAA).
 
 The whole forward pass lives here, in numbered steps:
 
 1. vision tower: every image of the batch at once → patch features ``(n, P, Dv)``
 2. Q-Former (+ SAM W-former): learned queries + instruction tokens, queries cross-attend to the patches
    → query outputs ``(n, Q, Dq)``
-3. language projection → ``(n, Q, Dl)``
-4. LLM: each image's Q vectors replace its Q placeholder tokens in the prompt embeddings (for an encoder-decoder
+3. CMAA (``config.cmaa``, off by default): the instruction's states attended by the query outputs, appended to them
+   → ``(n, Q + c, Dq)`` (``c = config.cmaa_tokens``)
+4. language projection → ``(n, Q + c, Dl)``
+5. LLM: each image's Q + c vectors replace its placeholder tokens in the prompt embeddings (for an encoder-decoder
    LLM such as Flan-T5 the prompt is the encoder's input and ``labels`` hold the answer alone).
 
-Steps 1–3 see only the images and their Q-Former instruction, never the LLM prompt: a caller that feeds the same
+Steps 1–4 see only the images and their Q-Former instruction, never the LLM prompt: a caller that feeds the same
 images to several prompts (candidate ranking: one row per answer) runs them once with `get_image_features` and
-passes the result to ``forward(image_features=...)``, which then does step 4 alone.
+passes the result to ``forward(image_features=...)``, which then does step 5 alone.
 
 ``n`` is the number of images in the whole batch; which sample an image belongs to follows from the placeholders
 in ``input_ids`` (row-major order: sample 0's images first). SAM (paper §4, Eq. 1–6) runs as a second stream
 through the *same* Q-Former layer modules, batched over every image of the batch — no Python loop over images or
-samples. Module names match ``InstructBlipForConditionalGeneration`` so its checkpoints load unchanged.
+samples; so does CMAA. Module names match ``InstructBlipForConditionalGeneration`` so its checkpoints load unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -101,8 +105,32 @@ class SamGuidance(nn.Module):
         return merged, has_context
 
 
+def cross_modal_alignment(queries: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, mode: str,
+                          scale: bool = False) -> torch.Tensor:
+    """VisLingInstruct's CMAA (Eq. 1, Algorithm 1): the tokens appended to each image's query outputs.
+
+    queries ``(n, Q, D)`` = E_que, the query outputs; text ``(n, L, D)`` = E_text, the instruction's states;
+    text_mask ``(n, L)``, 1 for a token, 0 for padding (never attended). ``mode``: ``per_query`` → ``(n, Q, D)``,
+    ``U = softmax(E_que · E_textᵀ) · E_text`` — each query is the attention query, the text the keys and values;
+    ``pooled`` → ``(n, 1, D)``, U averaged over the queries; ``released`` → ``(n, 2, D)``, the text [CLS] state and
+    the mean of the text states (the variant in the authors' code). ``scale`` divides the scores by sqrt(D).
+    """
+    keep = text_mask.to(torch.bool)  # (n, L)
+    if mode == "released":
+        w = keep.to(text.dtype).unsqueeze(-1)  # (n, L, 1)
+        mean = (text * w).sum(dim=1) / w.sum(dim=1).clamp(min=1)  # (n, D)
+        return torch.stack([text[:, 0], mean], dim=1)  # (n, 2, D)
+    scores = torch.einsum("nqd,nld->nql", queries.float(), text.float())  # (n, Q, L), in fp32: unscaled, they are large
+    if scale:
+        scores = scores / math.sqrt(queries.shape[-1])
+    scores = scores.masked_fill(~keep.unsqueeze(1), torch.finfo(scores.dtype).min)
+    aligned = torch.einsum("nql,nld->nqd", scores.softmax(dim=-1).to(text.dtype), text)  # (n, Q, D)
+    return aligned.mean(dim=1, keepdim=True) if mode == "pooled" else aligned  # (n, 1, D) | (n, Q, D)
+
+
 class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
-    """InstructBLIP-style multi-image MLLM; ``config.sam_mode`` selects base, +LIN, +BSG or full SAM."""
+    """InstructBLIP-style multi-image MLLM; ``config.sam_mode`` selects base, +LIN, +BSG or full SAM, and
+    ``config.cmaa`` adds VisLingInstruct's CMAA tokens."""
 
     config_class = MmlinkQFormerConfig
     config: MmlinkQFormerConfig
@@ -153,9 +181,9 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
     def image_to_sample(self, input_ids: torch.Tensor, num_images: int) -> torch.Tensor:
         """Sample index of every image ``(n,)``, from the placeholder runs in ``input_ids (B, T)``."""
         c = self.config
-        return image_to_sample(input_ids, num_images, c.image_token_index, c.num_query_tokens, c.max_images)
+        return image_to_sample(input_ids, num_images, c.image_token_index, c.image_seq_length, c.max_images)
 
-    # ------------------------------------------------------------------ steps 1–3
+    # ------------------------------------------------------------------ steps 1–4
 
     def get_image_features(
         self,
@@ -165,7 +193,7 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         image_to_sample: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """pixel_values ``(n, C, H, W)``, qformer ids/mask ``(n, L)`` → query output ``(n, Q, Dq)``, image features
-        ``(n, Q, Dl)``."""
+        ``(n, Q + c, Dl)`` (``c`` CMAA tokens)."""
         # 1. Vision tower, all images of the batch in one call.
         image_embeds = self.vision_model.patch_features(pixel_values)  # (n, P, Dv)
 
@@ -175,12 +203,21 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         if qformer_attention_mask is None:
             qformer_attention_mask = torch.ones_like(qformer_input_ids)
         mask = torch.cat([qformer_attention_mask.new_ones(n, q), qformer_attention_mask], dim=1)  # (n, Q+L)
-        hidden = self.qformer.embeddings(input_ids=qformer_input_ids, query_embeds=query_tokens)  # (n, Q+L, Dq)
-        attn = create_bidirectional_mask(config=self.qformer.config, inputs_embeds=hidden, attention_mask=mask)
-        query_output = self._qformer_layers(hidden, attn, image_embeds, image_to_sample)[:, :q]  # (n, Q, Dq)
+        embedded = self.qformer.embeddings(input_ids=qformer_input_ids, query_embeds=query_tokens)  # (n, Q+L, Dq)
+        attn = create_bidirectional_mask(config=self.qformer.config, inputs_embeds=embedded, attention_mask=mask)
+        hidden = self._qformer_layers(embedded, attn, image_embeds, image_to_sample)  # (n, Q+L, Dq)
+        query_output = hidden[:, :q]  # (n, Q, Dq)
 
-        # 3. Projection into the LLM's embedding space.
-        return query_output, self.language_projection(query_output)  # (n, Q, Dl)
+        # 3. CMAA: the instruction's states, weighted by their attention from the query outputs, appended to them.
+        tokens = query_output
+        if self.config.cmaa != "none":
+            text = (hidden if self.config.cmaa_text == "output" else embedded)[:, q:]  # (n, L, Dq)
+            aligned = cross_modal_alignment(query_output, text, qformer_attention_mask, self.config.cmaa,
+                                            self.config.cmaa_scale)  # (n, c, Dq)
+            tokens = torch.cat([query_output, aligned], dim=1)  # (n, Q + c, Dq)
+
+        # 4. Projection into the LLM's embedding space.
+        return query_output, self.language_projection(tokens)  # (n, Q + c, Dl)
 
     def _qformer_layers(self, hidden, attn, image_embeds, image_to_sample) -> torch.Tensor:
         """Run the Q-Former layers; with SAM, the W-former stream shares them (hidden ``(n, S, Dq)``)."""
@@ -219,7 +256,7 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         return hidden
 
     def prompt_image_features(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Steps 1–3 for a processor batch → image features ``(n, Q, Dl)`` (what ``forward(image_features=...)``
+        """Steps 1–4 for a processor batch → image features ``(n, Q + c, Dl)`` (what ``forward(image_features=...)``
         takes) and each image's sample index ``(n,)``. The same call exists in every family."""
         image_to_sample = self.image_to_sample(batch["input_ids"], batch["pixel_values"].shape[0])  # (n,)
         _, features = self.get_image_features(
@@ -230,15 +267,15 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         )
         return features, image_to_sample
 
-    # ------------------------------------------------------------------ step 4
+    # ------------------------------------------------------------------ step 5
 
     def _merge_inputs(
         self, pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask, image_features=None
     ):
-        """Steps 1–4: prompt embeddings ``(B, T, Dl)`` with every image's query features at its placeholders.
+        """Steps 1–5's input: prompt embeddings ``(B, T, Dl)`` with every image's features at its placeholders.
 
-        With ``image_features`` ``(n, Q, Dl)`` (already projected, as `get_image_features` returns them) steps 1–3
-        are skipped and the returned query output is None."""
+        With ``image_features`` ``(n, Q + c, Dl)`` (already projected, as `get_image_features` returns them) steps
+        1–4 are skipped and the returned query output is None."""
         if (pixel_values is None) == (image_features is None):
             raise ValueError("pass exactly one of pixel_values and image_features")
         if input_ids is None:
@@ -254,7 +291,7 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
             )
         else:
             # masked_scatter below only checks the element count: a wrong Q or Dl would shift every image silently.
-            want = (self.config.num_query_tokens, self.config.text_config.hidden_size)
+            want = (self.config.image_seq_length, self.config.text_config.hidden_size)
             if image_features.dim() != 3 or tuple(image_features.shape[1:]) != want:
                 raise ValueError(f"image_features must be (n, {want[0]}, {want[1]}), got {tuple(image_features.shape)}")
             self.image_to_sample(input_ids, image_features.shape[0])  # the placeholders must match the n images
@@ -280,11 +317,11 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         **kwargs,
     ) -> MmlinkQFormerOutput:
         """pixel_values ``(n, C, H, W)``; qformer_input_ids/mask ``(n, L)``; input_ids/attention_mask ``(B, T)``
-        with ``num_query_tokens`` placeholders per image; labels -100 where ignored — ``(B, T)`` for a decoder-only
+        with ``config.image_seq_length`` placeholders per image (Q, plus CMAA's tokens); labels -100 where ignored — ``(B, T)`` for a decoder-only
         LLM, the answer ``(B, T_ans)`` for an encoder-decoder one (which also takes ``decoder_*`` inputs).
 
-        Instead of pixel_values and qformer_*, ``image_features`` ``(n, Q, Dl)`` from `get_image_features` may be
-        given (exactly one of the two): steps 1–3 are skipped, so images shared by several rows run once, and the
+        Instead of pixel_values and qformer_*, ``image_features`` ``(n, Q + c, Dl)`` from `get_image_features` may
+        be given (exactly one of the two): steps 1–4 are skipped, so images shared by several rows run once, and the
         output's ``query_output`` is None."""
         inputs_embeds, attention_mask, query_output, image_features = self._merge_inputs(
             pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask, image_features
@@ -338,4 +375,4 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         return super().set_trainable(prefixes)
 
 
-__all__ = ["MmlinkQFormerForConditionalGeneration", "MmlinkQFormerOutput", "SamGuidance"]
+__all__ = ["MmlinkQFormerForConditionalGeneration", "MmlinkQFormerOutput", "SamGuidance", "cross_modal_alignment"]

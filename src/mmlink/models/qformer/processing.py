@@ -1,6 +1,7 @@
 """The Q-Former family's processor: the shared multi-image encoding (`mmlink.models.processing`) plus one Q-Former
 row per image holding its sample's instruction (the prompt without placeholders), as InstructBLIP feeds the
-instruction to the Q-Former. Each image takes ``num_query_tokens`` placeholders in the LLM prompt.
+instruction to the Q-Former. Each image takes ``num_query_tokens`` placeholders in the LLM prompt — InstructBLIP's name
+for them; with CMAA on it is the model's ``image_seq_length`` (queries + CMAA tokens).
 
 Saved in InstructBLIP's layout: the LLM tokenizer at the top, the Q-Former tokenizer in ``qformer_tokenizer/``, the
 image processor and the settings in ``processor_config.json``.
@@ -58,7 +59,7 @@ class MmlinkQFormerProcessor(MultiImageProcessor):
             image_processor,
             tokenizer,
             qformer_tokenizer,
-            num_query_tokens=config.num_query_tokens,
+            num_query_tokens=config.image_seq_length,  # placeholders per image: queries + CMAA tokens
             image_token_index=config.image_token_index,
             max_images=config.max_images,
             qformer_max_length=config.qformer_max_length,
