@@ -72,6 +72,20 @@ def test_generate_sampling_is_reproducible_with_a_seed(files, capsys):
     assert first == second
 
 
+def test_generate_optimize_instruction_prints_every_aio_step(files, capsys):
+    out = _ok(capsys, _generate(files, "--optimize-instruction"))
+    _, err = capsys.readouterr()
+    assert out  # the answer on stdout
+    code = _generate(files, "--optimize-instruction", "--aio-rewrites", "2")
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip()
+    assert err.count("aio: IAS") >= 2 and "aio: optimized" in err  # the instruction and its rewrites, scored
+    assert _generate(files, "--aio-rewrites", "2") == 2
+    assert "need --optimize-instruction" in capsys.readouterr().err
+    assert _generate(files, "--optimize-instruction", prompt="<image> <image>") == 2  # nothing to optimize
+    assert "instruction" in capsys.readouterr().err
+
+
 def test_generate_from_a_saved_checkpoint_matches_the_preset(files, capsys, tmp_path):
     from mmlink.models import load
 

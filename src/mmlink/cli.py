@@ -51,7 +51,14 @@ prompt:
 
 examples:
   mmlink generate --model mini --image a.png --image b.png --prompt 'What is common to <image> and <image>?'
-  mmlink generate --model ./ckpt --image a.jpg --prompt 'Describe the image.' --num-beams 3""",
+  mmlink generate --model ./ckpt --image a.jpg --prompt 'Describe the image.' --num-beams 3
+  mmlink generate --model mini --image a.png --prompt '<image>\nWhat is in the picture?' --optimize-instruction
+
+--optimize-instruction (VisLingInstruct's AIO, src/mmlink/aio.py): the instruction (the text after the last <image>)
+  is rewritten with the paper's template, each candidate scored by its Instruction Alignment Score (mean NLL after
+  the images and "Based on the image given, the most appropriate instruction should be:"; lower is better), the
+  candidates put worse-first into an in-context prompt from which the model writes the optimized instruction, and
+  that is answered. Every step is printed to stderr.""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="preset name (tiny, mini) or checkpoint directory")
@@ -73,6 +80,13 @@ examples:
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
+    p.add_argument("--optimize-instruction", action="store_true",
+                   help="optimize the instruction first (VisLingInstruct's AIO; see below)")
+    p.add_argument("--aio-rewrites", type=int, default=1, metavar="K",
+                   help="rewritten candidates per instruction (default 1, as in the paper)")
+    p.add_argument("--aio-backend", metavar="SPEC",
+                   help="the rewriter, a text-LLM spec (template is not one; local, local:PATH, openai:MODEL@URL); "
+                        "default: the model's own LLM")
     p.set_defaults(func=_run_generate)
 
 
@@ -89,8 +103,21 @@ def _run_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     prompt = args.prompt.replace("\\n", "\n")
-    print(run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode,
-              quantize=args.quantize, fast_greedy=not args.plain_generate))
+    aio = None
+    if args.optimize_instruction:
+        from mmlink.aio import AioSettings
+
+        aio = AioSettings(rewrites=args.aio_rewrites, backend=args.aio_backend)
+    elif args.aio_rewrites != 1 or args.aio_backend:
+        raise ValueError("--aio-rewrites and --aio-backend need --optimize-instruction")
+    out = run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode,
+              quantize=args.quantize, fast_greedy=not args.plain_generate, aio=aio)
+    if aio is not None:
+        out, steps = out
+        for cand, ias in zip(steps.candidates, steps.ias):
+            print(f"aio: IAS {ias:.3f}  {cand}", file=sys.stderr)
+        print(f"aio: optimized{' (fallback: best IAS)' if steps.fallback else ''}: {steps.optimized}", file=sys.stderr)
+    print(out)
     return 0
 
 
@@ -473,6 +500,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="override the model's SAM variant")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
     p.add_argument("--label", help="display name in reports (default: the model's name)")
+    p.add_argument("--aio", action="store_true",
+                   help="optimize every item's instruction first (VisLingInstruct's AIO, src/mmlink/aio.py): each "
+                        "prediction row records the candidates, their IAS and the optimized instruction, and the "
+                        "report AIO's cost (x time per item)")
+    p.add_argument("--aio-rewrites", type=int, default=1, metavar="K", help="with --aio: rewrites per instruction")
+    p.add_argument("--aio-backend", metavar="SPEC", help="with --aio: the rewriter (default: the model's own LLM)")
     p.add_argument("--judge-backend", metavar="SPEC",
                    help="the judge as a text-LLM spec: template (word overlap with the reference, no model), local, "
                         "local:PATH, openai:MODEL@URL; instead of the three flags below")
@@ -504,7 +537,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,
         image_size=args.image_size, sam_mode=args.sam_mode,
-        label=args.label, progress=not args.no_progress, judge_backend=args.judge_backend,
+        label=args.label, progress=not args.no_progress, aio=args.aio, aio_rewrites=args.aio_rewrites,
+        aio_backend=args.aio_backend, judge_backend=args.judge_backend,
         judge_url=args.judge_url, judge_model=args.judge_model,
         judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
         judge_retries=args.judge_retries,

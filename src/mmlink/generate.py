@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
 from mmlink.runtime import choose_dtype
+
+if TYPE_CHECKING:
+    from mmlink.aio import AioResult
 
 
 @dataclass
@@ -72,10 +75,13 @@ def run(
     sam_mode: str | None = None,
     quantize: str = "none",
     fast_greedy: bool = True,
-) -> str:
+    aio=None,
+) -> str | tuple[str, "AioResult"]:
     """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths).
 
-    ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively)."""
+    ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively).
+    ``aio``: an `mmlink.aio.AioSettings` — optimize the instruction first (VisLingInstruct's AIO) and return
+    ``(answer, AioResult)``."""
     from mmlink.models import load
     from mmlink.models.decoding import ready_for_inference
 
@@ -83,6 +89,10 @@ def run(
         raise ValueError("give at least one --image")
     if not prompt.strip():
         raise ValueError("the prompt is empty (--prompt)")
+    if aio is not None:
+        from mmlink.aio import split_prompt
+
+        split_prompt(prompt)  # a prompt with no instruction fails before the model is loaded
     choice = choose_dtype(dtype)  # unknown names fail before the model is loaded
     overrides = {} if sam_mode is None else {"sam_mode": sam_mode}
     m, processor = load(model, **overrides)
@@ -90,4 +100,10 @@ def run(
     if device != choice.capabilities.device:
         choice = choose_dtype(dtype, device)
     ready_for_inference(m, choice.dtype, quantize, fast_greedy)
-    return answer(m, processor, prompt, [Path(p) for p in images], settings, fast_greedy=fast_greedy)[0]
+    paths = [Path(p) for p in images]
+    if aio is None:
+        return answer(m, processor, prompt, paths, settings, fast_greedy=fast_greedy)[0]
+    from mmlink.aio import optimize
+
+    (result,) = optimize(m, processor, [prompt], [paths], aio)
+    return answer(m, processor, result.prompt, paths, settings, fast_greedy=fast_greedy)[0], result

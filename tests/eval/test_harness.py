@@ -450,3 +450,27 @@ def test_judge_tasks_score_world_facts_exactly_beside_the_rating(tiny, tmp_path,
     assert swapped["fact_counts"]["color"]["mentioned"] > 0
     assert swapped["fact_counts"]["color"]["correct"] < swapped["fact_counts"]["color"]["mentioned"]
     assert swapped["metrics"]["fact precision"] < 100.0
+
+
+def test_aio_runs_before_answering_and_records_every_step(tiny, tmp_path, world):
+    from mmlink.eval.report import run_markdown
+
+    config = _config(tmp_path, world, aio=True)
+    metrics = evaluate("tiny", ["change_caption", "bison"], config, loaded=tiny)
+    for name in ("change_caption", "bison"):
+        rows = PredictionStore(tmp_path / "run" / "predictions.jsonl").rows(name)
+        assert len(rows) == 10
+        for r in rows:
+            steps = r["aio"]
+            assert steps["candidates"][0] == steps["instruction"] and len(steps["ias"]) == len(steps["candidates"])
+            assert steps["prompt"].endswith(steps["optimized"]) and "<image>" in steps["prompt"]
+            assert r["aio_seconds"] > 0 and r["answer_seconds"] > 0
+        cost = metrics["tasks"][name]["aio"]
+        assert cost["items"] == 10 and cost["cost_x"] > 1.0
+    assert "AIO (instruction optimization" in run_markdown(metrics)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["aio"] == {"rewrites": 1, "backend": None}
+    with pytest.raises(ValueError, match="another run"):  # AIO and plain answers never mix in one directory
+        evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=tiny)
+    with pytest.raises(ValueError, match="need aio"):
+        _config(tmp_path, world, aio_rewrites=2)

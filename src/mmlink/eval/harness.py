@@ -62,6 +62,10 @@ class EvalConfig:
     sam_mode: Optional[str] = None
     label: Optional[str] = None
     progress: bool = True
+    # VisLingInstruct's AIO (mmlink.aio): optimize every item's instruction before answering it
+    aio: bool = False
+    aio_rewrites: int = 1
+    aio_backend: Optional[str] = None  # the rewriter, a mmlink.textllm spec; None: the model's own LLM
     # judge (judge tasks only)
     judge_backend: Optional[str] = None  # a mmlink.textllm spec (template, local[:PATH], openai:MODEL@URL)
     judge_url: Optional[str] = None
@@ -72,7 +76,7 @@ class EvalConfig:
     judge_retries: int = 2
 
     def __post_init__(self) -> None:
-        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0)):
+        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0), ("aio_rewrites", 1)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
@@ -85,6 +89,8 @@ class EvalConfig:
                              f"got {self.option_scoring!r}")
         if not isinstance(self.blind, bool):
             raise ValueError(f"blind (--blind) must be true or false, got {self.blind!r}")
+        if not self.aio and (self.aio_rewrites != 1 or self.aio_backend):
+            raise ValueError("aio_rewrites and aio_backend (--aio-rewrites, --aio-backend) need aio (--aio)")
         if self.tokenize not in ("simple", "ptb"):
             raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
         if self.quantize not in QUANTIZE_SCHEMES:
@@ -219,8 +225,15 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", disable=not config.progress)
     closed = task.kind not in ("generate", "judge")
     max_new = config.max_new_tokens or (OPTION_ANSWER_TOKENS if closed else task.max_new_tokens)
+    aio = _aio(model, processor, config)
     for batch in _batches(todo, config.batch_size):
         images = item_images([it.images for it in batch], gray)
+        steps, t0 = None, time.perf_counter()
+        if aio is not None:  # the instruction each item is answered with: AIO's, written beside the answer
+            steps = aio(batch, images)
+            batch = [replace(it, turns=[*it.turns[:-1], {**it.turns[-1], "value": r.prompt}])
+                     for it, r in zip(batch, steps)]
+        t1 = time.perf_counter()
         if not closed:
             texts = generate_answers(model, processor, batch, max_new, config.fast_greedy, images=images)
             rows = [{"task": task.name, "id": it.id, "text": t, "refs": it.refs} for it, t in zip(batch, texts)]
@@ -242,9 +255,39 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
                 rows.append({"task": task.name, "id": it.id, "sample": it.sample, "choice": choice,
                              "answer": it.answer, "correct": choice == it.answer, "logprob": s.logprob,
                              "tokens": s.tokens})
+        if steps is not None:  # per item: every AIO step and its share of the batch's time
+            t2 = time.perf_counter()
+            for row, r in zip(rows, steps):
+                row.update(aio=r.to_dict(), aio_seconds=(t1 - t0) / len(rows), answer_seconds=(t2 - t1) / len(rows))
         store.append(rows)
         bar.update(len(batch))
     bar.close()
+
+
+def _aio(model, processor, config: EvalConfig):
+    """``(items, images) -> [AioResult]`` optimizing each item's last human turn, or None without ``config.aio``."""
+    if not config.aio:
+        return None
+    from mmlink.aio import AioSettings, optimize, rewriter
+
+    settings = AioSettings(rewrites=config.aio_rewrites, backend=config.aio_backend)
+    llm = rewriter(model, processor, settings)
+    return lambda items, images: optimize(model, processor, [it.turns[-1]["value"] for it in items], images,
+                                          settings, llm=llm)
+
+
+def aio_cost(rows: Sequence[dict]) -> Optional[dict]:
+    """AIO's share of the work over a task's prediction rows: seconds per item answering alone and with AIO, the
+    ratio (× time per item), and how often the optimized instruction differs from the original or fell back."""
+    rows = [r for r in rows if "aio" in r]
+    if not rows:
+        return None
+    answer = sum(r["answer_seconds"] for r in rows) / len(rows)
+    extra = sum(r["aio_seconds"] for r in rows) / len(rows)
+    return {"items": len(rows), "answer_s_per_item": answer, "aio_s_per_item": extra,
+            "cost_x": (answer + extra) / answer if answer > 0 else None,
+            "changed": sum(r["aio"]["optimized"] != r["aio"]["instruction"] for r in rows) / len(rows),
+            "fallbacks": sum(bool(r["aio"]["fallback"]) for r in rows)}
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -367,10 +410,14 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))
     quantized = ready_for_inference(net, choice.dtype, config.quantize, config.fast_greedy).to_dict()
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS if hasattr(net.config, k)}  # SAM: Q-Former family
+    if getattr(net.config, "cmaa", "none") != "none":  # only when on: runs from before CMAA existed still resume
+        settings.update({k: getattr(net.config, k) for k in ("cmaa", "cmaa_text", "cmaa_scale")})
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
                               "quantize": config.quantize, "seed": config.seed,
-                              "option_scoring": config.option_scoring})
+                              "option_scoring": config.option_scoring,
+                              **({"aio": {"rewrites": config.aio_rewrites, "backend": config.aio_backend}}
+                                 if config.aio else {})})
     torch.manual_seed(config.seed)
 
     metrics_path = out / "metrics.json"
@@ -402,6 +449,9 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
                                                list(entry["gap"]))
             if "unmatched" in blind_entry:
                 entry["blind_unmatched"] = blind_entry["unmatched"]
+        cost = aio_cost(store.rows(task.name))
+        if cost is not None:
+            entry["aio"] = cost
         entry["data"] = str(data)
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         metrics["tasks"][task.name] = entry

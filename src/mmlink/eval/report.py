@@ -418,7 +418,22 @@ def run_markdown(metrics: dict) -> str:
         lines += _judge_lines(by_kind["judge"])
     if by_kind["other"]:
         lines += _other_lines(by_kind["other"])
+    lines += _aio_lines(metrics["tasks"])
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _aio_lines(tasks: Mapping[str, Mapping]) -> list[str]:
+    """What VisLingInstruct's AIO cost per task (``--aio``): seconds per item answering alone and with AIO."""
+    rows = [(name, t["aio"]) for name, t in tasks.items() if t.get("aio")]
+    if not rows:
+        return []
+    lines = ["### AIO (instruction optimization before answering)", ""]
+    lines += _table(["task", "items", "answer s/item", "AIO s/item", "cost (× time per item)", "instruction changed",
+                     "fallbacks"],
+                    [[name, str(a["items"]), _fmt(a["answer_s_per_item"], 3), _fmt(a["aio_s_per_item"], 3),
+                      _fmt(a["cost_x"], 1) + "×" if a.get("cost_x") is not None else MISSING,
+                      f"{100 * a['changed']:.0f} %", str(a["fallbacks"])] for name, a in rows])
+    return lines + [""]
 
 
 # ------------------------------------------------------------------------------------------------------ comparison
