@@ -469,18 +469,13 @@ def _filter_hint(key: str):
 
 def _parse(value: str, hint: Any) -> Any:
     """A flag's string as the YAML scalar it spells (1.2 rules: ``no`` stays a string); a list for tuple fields."""
-    import yaml
-
-    from mmlink.train.config import _Loader
+    from mmlink.train.config import parse_scalar
 
     if hint is str or typing.get_origin(hint) is Literal:
         return value
     if hint is tuple:
         return [v.strip() for v in value.split(",") if v.strip()]
-    try:
-        return yaml.load(value, Loader=_Loader)
-    except yaml.YAMLError:
-        return value
+    return parse_scalar(value)
 
 
 def _run_cli(args: argparse.Namespace) -> int:

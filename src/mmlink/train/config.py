@@ -66,9 +66,7 @@ class LoraSettings:
     save_merged: bool = False
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _check(f"lora.{f.name}", getattr(self, f.name), hints[f.name]))
+        check_fields(self, "lora.")
         if self.r < 1:
             raise ValueError(f"lora.r must be >= 1, got {self.r}")
         if not self.alpha > 0:
@@ -132,9 +130,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _check(f.name, getattr(self, f.name), hints[f.name]))
+        check_fields(self)
         for name in ("train_data", "out_dir", "model"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required (a non-empty string)")
@@ -246,7 +242,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             import yaml
 
-            data = yaml.load(text, Loader=_Loader)
+            data = yaml.load(text, Loader=YamlLoader)
     except Exception as err:  # noqa: BLE001 - any parse error is a bad config file
         raise ValueError(f"{path}: cannot parse: {str(err).splitlines()[0] if str(err) else err}") from None
     if data is None:
@@ -267,19 +263,39 @@ def parse_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(TrainConfig.field_names())}")
         if isinstance(value, str) and hints[key] not in (str,):
             try:
-                parsed = yaml.load(value, Loader=_Loader)
+                parsed = yaml.load(value, Loader=YamlLoader)
             except Exception:  # noqa: BLE001
                 parsed = value
             if isinstance(parsed, str) and "," in parsed and key in ("trainable", "betas"):
                 parsed = [p.strip() for p in parsed.split(",") if p.strip()]
                 if key == "betas":
-                    parsed = [yaml.load(p, Loader=_Loader) for p in parsed]
+                    parsed = [yaml.load(p, Loader=YamlLoader) for p in parsed]
             value = parsed
         out[key] = value
     return out
 
 
-def _check(name: str, value: Any, hint: Any) -> Any:
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Type-check and convert every field of a settings dataclass in place (list → tuple, int → float, Literal,
+    Optional, nested sections); a wrong value is a ValueError naming ``<prefix><field>``. Every settings dataclass
+    of mmlink (TrainConfig, LoraSettings, the recipes') checks itself with it."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        setattr(obj, f.name, check_value(prefix + f.name, getattr(obj, f.name), hints[f.name]))
+
+
+def parse_scalar(value: str) -> Any:
+    """A command-line string as the YAML 1.2 scalar it spells (``1e-4`` a float, ``no`` a string, ``[a, b]`` a
+    list), with the loader config files use; the string itself when it does not parse."""
+    import yaml
+
+    try:
+        return yaml.load(value, Loader=YamlLoader)
+    except yaml.YAMLError:
+        return value
+
+
+def check_value(name: str, value: Any, hint: Any) -> Any:
     """Return ``value`` converted to the field's type (list→tuple, int→float) or raise ValueError."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Union:
@@ -290,7 +306,7 @@ def _check(name: str, value: Any, hint: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _check(name, value, arg)
+                return check_value(name, value, arg)
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError(errors[-1] if len(errors) == 1 else f"{name}: {value!r} matches none of: " + "; ".join(
@@ -361,8 +377,8 @@ def _make_loader():
     return Loader
 
 
-_Loader = _make_loader()
+YamlLoader = _make_loader()
 _WARMUP_STEPS_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "warmup_steps")
 
-__all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "read_config_file",
-           "parse_overrides"]
+__all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "YamlLoader",
+           "check_fields", "check_value", "parse_overrides", "parse_scalar", "read_config_file"]
