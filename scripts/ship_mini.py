@@ -47,9 +47,11 @@ def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
         out = dest / name
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "final" / DELTA_WEIGHTS, out / DELTA_WEIGHTS)
-        if meta.get("adapter"):
+        if meta.get("adapter"):  # the adapter's config and weights (not peft's template README)
             shutil.rmtree(out / meta["adapter"], ignore_errors=True)
-            shutil.copytree(run / "final" / meta["adapter"], out / meta["adapter"])
+            (out / meta["adapter"]).mkdir()
+            for file in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copyfile(run / "final" / meta["adapter"] / file, out / meta["adapter"] / file)
         (out / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
         cfg = summary["config"]
         record[name] = {**{k: summary.get(k) for k in KEEP},

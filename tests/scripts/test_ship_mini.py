@@ -56,10 +56,12 @@ def test_ship_cadvi_copies_the_lora_adapters_and_chains_phase2_on_phase1(tmp_pat
         (run / "final" / "adapter").mkdir()
         (run / "final" / "adapter" / "adapter_config.json").write_text("{}")
         (run / "final" / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 100)
+        (run / "final" / "adapter" / "README.md").write_text("peft's template card")
     assert ship_mini.main(["--recipe", "mini-cadvi", "--runs", str(runs), "--dest", str(dest)]) == 0
     assert json.loads((dest / "phase1" / "mmlink_delta.json").read_text())["base"] == "mini-llava"
     assert json.loads((dest / "phase2" / "mmlink_delta.json").read_text())["base"] == "../phase1"
     for phase in ("phase1", "phase2"):
         assert (dest / phase / "adapter" / "adapter_config.json").read_text() == "{}"
+        assert not (dest / phase / "adapter" / "README.md").exists()
     record = json.loads((dest / "training.json").read_text())
     assert record["phase1"]["bytes"] == 110 and record["phase2"]["bytes"] == 112  # the delta and its adapter
