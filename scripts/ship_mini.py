@@ -50,8 +50,11 @@ def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
         if meta.get("adapter"):  # the adapter's config and weights (not peft's template README)
             shutil.rmtree(out / meta["adapter"], ignore_errors=True)
             (out / meta["adapter"]).mkdir()
-            for file in ("adapter_config.json", "adapter_model.safetensors"):
-                shutil.copyfile(run / "final" / meta["adapter"] / file, out / meta["adapter"] / file)
+            shutil.copyfile(run / "final" / meta["adapter"] / "adapter_model.safetensors",
+                            out / meta["adapter"] / "adapter_model.safetensors")
+            adapter = json.loads((run / "final" / meta["adapter"] / "adapter_config.json").read_text())
+            adapter["base_model_name_or_path"] = base  # not the path of the run it came from
+            (out / meta["adapter"] / "adapter_config.json").write_text(json.dumps(adapter, indent=2) + "\n")
         (out / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
         cfg = summary["config"]
         record[name] = {**{k: summary.get(k) for k in KEEP},
