@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from mmlink.models.processing import IMAGE_PLACEHOLDER
 from mmlink.textllm import TextLLM, load_prompt
 
-IMAGE_PLACEHOLDER = "<image>"
 REWRITE_PROMPT = load_prompt("mmlink", "aio_rewrite_v1")
 IAS_PROMPT = load_prompt("mmlink", "aio_ias_v1")
 COMPARE_PROMPT = load_prompt("mmlink", "aio_compare_v1")

@@ -169,7 +169,8 @@ def write_tables(result: dict, out: Path) -> dict[str, Path]:
                     if m in per:
                         key = f"{task} ({scoring})/{m}" if m == "accuracy" else f"{task}/{m}"
                         row[key], errors[name][key] = per[m]["difference"], per[m]["ci"]
-                        columns.append(key) if key not in columns else None
+                        if key not in columns:
+                            columns.append(key)
         bars.append(row)
     bar_chart(bars, columns, paths["png"], title=f"Difference from {ROWS[0][1]} (95% paired bootstrap)",
               errors=errors)
