@@ -45,8 +45,10 @@ def test_split_prompt_keeps_every_image_placeholder():
 def test_clean_and_chained_rewrites():
     assert clean('Instruction: "Describe it."\nmore') == "Describe it."
     llm = Scripted()
-    assert candidates_of("Describe.", llm, 2) == ["Describe.", "Describe. Be precise.", "Describe. Be precise. Be precise."]
-    assert len(llm.calls) == 2 and "There is the text Describe. Be precise.. Please modify" in llm.calls[1]  # the paper's template, verbatim
+    assert candidates_of(["Describe."], llm, 2) == [["Describe.", "Describe. Be precise.",
+                                                   "Describe. Be precise. Be precise."]]
+    # the paper's template, verbatim
+    assert len(llm.calls) == 2 and "There is the text Describe. Be precise.. Please modify" in llm.calls[1]
     with pytest.raises(ValueError):
         AioSettings(rewrites=0)
 
@@ -89,4 +91,17 @@ def test_optimize_records_every_step_and_keeps_the_images(preset):
         assert all(v > 0 for v in r.ias)
         assert r.optimized and r.prompt.startswith(split_prompt(prompt)[0]) and r.prompt.endswith(r.optimized)
         assert r.prompt.count("<image>") == prompt.count("<image>")
-        assert set(r.to_dict()) == {"instruction", "candidates", "ias", "optimized", "fallback", "prompt"}
+        assert set(r.to_dict()) == {"instruction", "candidates", "ias", "optimized", "fallback", "reused", "prompt"}
+        assert not r.reused
+
+
+def test_optimize_rewrites_an_instruction_once_per_memo():
+    model, processor = load("tiny")
+    llm, memo = Scripted(), {}
+    prompts = ["<image>\nWhat colour is it?", "<image>\nWhat colour is it?", "<image>\nWhere is it?"]
+    first = optimize(model, processor, prompts, [_images(1, s) for s in range(3)], AioSettings(max_new_tokens=4),
+                     llm=llm, memo=memo)
+    assert len(llm.calls) == 2 and [r.reused for r in first] == [False, True, False]
+    assert first[0].candidates == first[1].candidates and first[0].ias != first[1].ias  # other images, other IAS
+    again = optimize(model, processor, prompts[:1], [_images(1, 5)], AioSettings(max_new_tokens=4), llm=llm, memo=memo)
+    assert len(llm.calls) == 2 and again[0].reused and again[0].candidates == first[0].candidates

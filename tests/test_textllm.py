@@ -217,3 +217,13 @@ def test_local_backend_from_a_directory_and_from_objects(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="not both"):
         LocalLLM(tmp_path, model=model, tokenizer=tok)
     assert isinstance(given, TextLLM)
+
+
+def test_local_backend_batches_prompts_of_any_length_as_one_at_a_time() -> None:
+    model, tok = _tiny_llama()
+    llm = LocalLLM(model=model, tokenizer=tok, max_new_tokens=6)
+    prompts = ["Rate it.", "A much longer prompt, so the others are padded on the left.", "x"]
+    batched = llm.complete_many(prompts, system="You rate.")
+    assert batched == [llm.complete(p, system="You rate.") for p in prompts]
+    assert len(set(batched)) > 1 and llm.complete_many([]) == []
+    assert tok.padding_side == "right"  # the tokenizer (possibly a model's own) is left as it was

@@ -5,8 +5,9 @@ For a prompt ``<images> instruction``:
 
 1. **rewrite** the instruction with the paper's template (``prompts/aio_rewrite_v1.txt``: "There is the text {}.
    Please modify the text to make it better while retaining the sentence structure and keywords.") by a text LLM —
-   by default the model's own LLM, or any `mmlink.textllm` backend. ``rewrites`` > 1 rewrites the last rewrite again
-   (greedy decoding gives one answer per input), so the candidates stay distinct;
+   by default the model's own LLM, or any `mmlink.textllm` backend, every instruction of the batch in one call.
+   ``rewrites`` > 1 rewrites the last rewrite again (greedy decoding gives one answer per input), so the candidates
+   stay distinct;
 2. score every candidate (the instruction and its rewrites) with the **Instruction Alignment Score**, Eq. 3: the
    mean negative log-likelihood of the candidate's tokens (+ EOS, as the released scorer's target text ends) after the
    images and the IAS template (App. C, ``prompts/aio_ias_v1.txt``). All candidates of all prompts go through the LLM
@@ -59,6 +60,7 @@ class AioResult:
     ias: list[float] = field(default_factory=list)
     optimized: str = ""
     fallback: bool = False  # the model wrote no instruction: the best-scored candidate was used
+    reused: bool = False  # the rewrites of this same instruction were already made in the run (``memo``)
     prompt: str = ""  # the prompt answered: the images as they were, then the optimized instruction
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,14 +99,22 @@ def rewriter(model, processor, settings: AioSettings) -> TextLLM:
     return LocalLLM(model=model.language_model, tokenizer=processor.tokenizer, max_new_tokens=settings.max_new_tokens)
 
 
-def candidates_of(instruction: str, llm: TextLLM, rewrites: int) -> list[str]:
-    """The instruction and up to ``rewrites`` distinct rewrites (each of the previous candidate)."""
-    out = [instruction]
+def candidates_of(instructions: Sequence[str], llm: TextLLM, rewrites: int) -> list[list[str]]:
+    """Per instruction, itself and up to ``rewrites`` distinct rewrites (each of the previous candidate); each round
+    asks for all instructions' next rewrite at once (`TextLLM.complete_many`)."""
+    out = [[instruction] for instruction in instructions]
+    open_ = list(range(len(out)))  # the instructions whose last rewrite was new
     for _ in range(rewrites):
-        new = clean(llm.ask(REWRITE_PROMPT, text=out[-1]))
-        if not new or new in out:
+        if not open_:
             break
-        out.append(new)
+        written = llm.complete_many([REWRITE_PROMPT.render(text=out[i][-1]) for i in open_])
+        still = []
+        for i, text in zip(open_, written):
+            new = clean(text)
+            if new and new not in out[i]:
+                out[i].append(new)
+                still.append(i)
+        open_ = still
     return out
 
 
@@ -126,21 +136,32 @@ def compare_prompt(head: str, candidates: Sequence[str], ias: Sequence[float]) -
 
 
 def optimize(model, processor, prompts: Sequence[str], images: Sequence[Sequence[Any]],
-             settings: AioSettings | None = None, llm: TextLLM | None = None) -> list[AioResult]:
-    """AIO steps 1–3 for a batch of prompts → one `AioResult` each (``result.prompt`` is what to answer)."""
+             settings: AioSettings | None = None, llm: TextLLM | None = None,
+             memo: dict[str, list[str]] | None = None) -> list[AioResult]:
+    """AIO steps 1–3 for a batch of prompts → one `AioResult` each (``result.prompt`` is what to answer).
+
+    ``memo`` (instruction → candidates) keeps the rewrites across calls: step 1 reads the instruction alone and
+    decodes greedily, so an instruction seen before (the same question under other images, a blind pass) gets the
+    same rewrites without asking again. Steps 2 and 3 see the images and always run."""
     from mmlink.generate import GenerationSettings, answer
 
     settings = settings or AioSettings()
     llm = llm or rewriter(model, processor, settings)
     split = [split_prompt(p) for p in prompts]
     results = [AioResult(instruction) for _, instruction in split]
-    for r in results:  # 1. rewrite
-        r.candidates = candidates_of(r.instruction, llm, settings.rewrites)
+    memo = {} if memo is None else memo
+    new = list(dict.fromkeys(r.instruction for r in results if r.instruction not in memo))
+    memo.update(zip(new, candidates_of(new, llm, settings.rewrites)))  # 1. rewrite, all new instructions at once
+    fresh = set(new)  # the first item with a new instruction paid for its rewrites; the others reuse them
+    for r in results:
+        r.reused, r.candidates = r.instruction not in fresh, list(memo[r.instruction])
+        fresh.discard(r.instruction)
     heads = [head for head, _ in split]
     for r, scores in zip(results, ias_scores(model, processor, heads, images, [r.candidates for r in results])):
         r.ias = scores  # 2. IAS
     compare = [compare_prompt(head, r.candidates, r.ias) for head, r in zip(heads, results)]
-    written = answer(model, processor, compare, list(images), GenerationSettings(max_new_tokens=settings.max_new_tokens))
+    written = answer(model, processor, compare, list(images),
+                     GenerationSettings(max_new_tokens=settings.max_new_tokens))
     for head, r, text in zip(heads, results, written):  # 3. the optimized instruction
         r.optimized = clean(text)
         if not r.optimized:

@@ -32,7 +32,7 @@ import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mmlink.openai_compat import EndpointError, chat_completion
 from mmlink.registry import Registry
@@ -130,6 +130,10 @@ class TextLLM(ABC):
         """Render ``prompt`` with ``fields`` and complete it."""
         return self.complete(prompt.render(**fields), system=system)
 
+    def complete_many(self, prompts: Sequence[str], system: str | None = None) -> list[str]:
+        """The replies to several independent user messages; a backend that can batch them overrides this."""
+        return [self.complete(p, system=system) for p in prompts]
+
 
 class TemplateLLM(TextLLM):
     """No model: each `Prompt` is answered by its own deterministic ``template`` function."""
@@ -193,25 +197,40 @@ class LocalLLM(TextLLM):
             tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         self._model, self._tokenizer = llm.to(self.device).eval(), tokenizer
 
-    def complete(self, prompt, system=None):
-        import torch
-
-        if self._model is None:
-            self._load()
+    def _token_ids(self, prompt: str, system: str | None) -> list[int]:
         tok = self._tokenizer
         if getattr(tok, "chat_template", None):
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}]
             text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            inputs = tok(text, add_special_tokens=False, return_tensors="pt")  # the template has the specials
-        else:  # a plain LM continues after a newline more readily than mid-line
-            inputs = tok((system + "\n\n" if system else "") + prompt + "\n", return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+            return tok(text, add_special_tokens=False)["input_ids"]  # the template has the specials
+        # a plain LM continues after a newline more readily than mid-line
+        return tok((system + "\n\n" if system else "") + prompt + "\n")["input_ids"]
+
+    def complete(self, prompt, system=None):
+        return self.complete_many([prompt], system=system)[0]
+
+    def complete_many(self, prompts, system=None):
+        """Greedy replies to all ``prompts`` in one batched `generate` (left-padded by hand: the tokenizer, which
+        may be a model's own, is never changed)."""
+        import torch
+
+        if not prompts:
+            return []
+        if self._model is None:
+            self._load()
+        tok = self._tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = [self._token_ids(p, system) for p in prompts]
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, width - len(x):], mask[row, width - len(x):] = torch.tensor(x), 1
         with torch.inference_mode():
-            out = self._model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens,
-                                       pad_token_id=pad)
-        return tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            out = self._model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                       do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad)
+        return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
 class OpenAILLM(TextLLM):

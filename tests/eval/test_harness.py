@@ -467,6 +467,8 @@ def test_aio_runs_before_answering_and_records_every_step(tiny, tmp_path, world)
             assert r["aio_seconds"] > 0 and r["answer_seconds"] > 0
         cost = metrics["tasks"][name]["aio"]
         assert cost["items"] == 10 and cost["cost_x"] > 1.0
+        # greedy rewrites depend on the instruction alone: each distinct one is rewritten once in the run
+        assert cost["rewrites_reused"] == 10 - len({r["aio"]["instruction"] for r in rows})
     assert "AIO (instruction optimization" in run_markdown(metrics)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["aio"] == {"rewrites": 1, "backend": None}

@@ -212,8 +212,9 @@ def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: in
 
 
 def _answer_task(model, processor, task: EvalTask, items: list[Item], store: PredictionStore, config: EvalConfig,
-                 gray=None):
-    """Answer the items ``store`` lacks; ``gray``: a PIL image shown in place of every image (the blind pass)."""
+                 gray=None, aio=None):
+    """Answer the items ``store`` lacks; ``gray``: a PIL image shown in place of every image (the blind pass);
+    ``aio``: `_aio`'s optimizer, each item answered with the instruction it writes."""
     from tqdm.auto import tqdm
 
     from mmlink.eval.blind import item_images
@@ -225,7 +226,6 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", disable=not config.progress)
     closed = task.kind not in ("generate", "judge")
     max_new = config.max_new_tokens or (OPTION_ANSWER_TOKENS if closed else task.max_new_tokens)
-    aio = _aio(model, processor, config)
     for batch in _batches(todo, config.batch_size):
         images = item_images([it.images for it in batch], gray)
         steps, t0 = None, time.perf_counter()
@@ -265,15 +265,16 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
 
 
 def _aio(model, processor, config: EvalConfig):
-    """``(items, images) -> [AioResult]`` optimizing each item's last human turn, or None without ``config.aio``."""
+    """``(items, images) -> [AioResult]`` optimizing each item's last human turn, or None without ``config.aio``.
+    One per run: its rewrites of an instruction serve every later item with the same one (`mmlink.aio.optimize`)."""
     if not config.aio:
         return None
     from mmlink.aio import AioSettings, optimize, rewriter
 
     settings = AioSettings(rewrites=config.aio_rewrites, backend=config.aio_backend)
-    llm = rewriter(model, processor, settings)
+    llm, memo = rewriter(model, processor, settings), {}
     return lambda items, images: optimize(model, processor, [it.turns[-1]["value"] for it in items], images,
-                                          settings, llm=llm)
+                                          settings, llm=llm, memo=memo)
 
 
 def aio_cost(rows: Sequence[dict]) -> Optional[dict]:
@@ -287,7 +288,8 @@ def aio_cost(rows: Sequence[dict]) -> Optional[dict]:
     return {"items": len(rows), "answer_s_per_item": answer, "aio_s_per_item": extra,
             "cost_x": (answer + extra) / answer if answer > 0 else None,
             "changed": sum(r["aio"]["optimized"] != r["aio"]["instruction"] for r in rows) / len(rows),
-            "fallbacks": sum(bool(r["aio"]["fallback"]) for r in rows)}
+            "fallbacks": sum(bool(r["aio"]["fallback"]) for r in rows),
+            "rewrites_reused": sum(bool(r["aio"].get("reused")) for r in rows)}
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -430,17 +432,18 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         (out / "blind").mkdir(exist_ok=True)
         blind = (PredictionStore(out / "blind" / "predictions.jsonl"), replace(config, out=str(out / "blind")),
                  gray_image(processor))
+    aio = _aio(net, processor, config)
     for task in specs:
         t0 = time.perf_counter()
         data = task_data(task, config)
         items = task_items(task, data, config.limit)
-        _answer_task(net, processor, task, items, store, config)
+        _answer_task(net, processor, task, items, store, config, aio=aio)
         entry = score_task(task, items, store, config, judge)
         stats = _statistics(task, items, store, config)
         entry["ci"] = intervals(entry["metrics"], stats)
         if blind is not None:
             blind_store, blind_config, gray = blind
-            _answer_task(net, processor, task, items, blind_store, blind_config, gray=gray)
+            _answer_task(net, processor, task, items, blind_store, blind_config, gray=gray, aio=aio)
             blind_entry = score_task(task, items, blind_store, blind_config, judge)
             entry["blind"] = blind_entry["metrics"]
             entry["gap"] = gap(entry["metrics"], entry["blind"])

@@ -150,7 +150,8 @@ def _kv(mapping: Any) -> str:
     return ", ".join(f"{k}={_plain(v)}" for k, v in mapping.items())
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], text_cols: Sequence[int] = (0,)) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]],
+                   text_cols: Sequence[int] = (0,)) -> list[str]:
     """Markdown table lines; ``text_cols`` left-aligned (labels), the others right-aligned (numbers)."""
     align = [":---" if i in text_cols else "---:" for i in range(len(header))]
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
@@ -227,7 +228,7 @@ def _generation_lines(label: str, tasks: dict[str, dict]) -> list[str]:
         row += [_fmt(_mean([_task_metric(tasks[n], m) for n in names])) for m in columns]
     header, sub = _grouped_header("Model", groups)
     lines = ["## Generation tasks (SAM Table 1 layout)", ""]
-    lines += _table(header, [sub, row, *_blind_rows(tasks, names, columns, len(names) >= 2)])
+    lines += markdown_table(header, [sub, row, *_blind_rows(tasks, names, columns, len(names) >= 2)])
     lines.append("")
     for name in names:
         t = tasks[name]
@@ -315,7 +316,7 @@ def _closed_lines(label: str, tasks: dict[str, dict]) -> list[str]:
         chance = _fmt_chance(t.get("chance"))
         row.append(f"{acc} (chance {chance})" if chance else acc)
     lines = ["## Closed-ended tasks (CaD-VI Table 1 layout, accuracy %)", ""]
-    lines += _table(["Model", *names], [row, *_blind_rows(tasks, names, ("accuracy",), False)])
+    lines += markdown_table(["Model", *names], [row, *_blind_rows(tasks, names, ("accuracy",), False)])
     lines.append("")
     for name in names:
         t = tasks[name]
@@ -371,7 +372,7 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
     lines = ["## Judged open-ended tasks (LLM judge, rating 0-5)", ""]
     header = ["Task", "n", "Mean rating (0-5)", *(["Blind", "Gap"] if blind else []), "Rated", "Failures",
               "Judge AUC", "Judge", "Prompt version"]
-    lines += _table(header, rows, text_cols=(0, len(header) - 2, len(header) - 1))
+    lines += markdown_table(header, rows, text_cols=(0, len(header) - 2, len(header) - 1))
     lines.append("")
     if notes:
         lines += notes + [""]
@@ -385,7 +386,7 @@ def _other_lines(tasks: dict[str, dict]) -> list[str]:
     for name, t in tasks.items():
         m = t.get("metrics") or {}
         rows.append([name, str(t.get("kind") or MISSING), _n(t), ", ".join(f"{k} {_fmt(v)}" for k, v in m.items())])
-    return ["## Other tasks", "", *_table(["Task", "Kind", "n", "Metrics"], rows, text_cols=(0, 1, 3)), ""]
+    return ["## Other tasks", "", *markdown_table(["Task", "Kind", "n", "Metrics"], rows, text_cols=(0, 1, 3)), ""]
 
 
 def run_markdown(metrics: dict) -> str:
@@ -428,11 +429,13 @@ def _aio_lines(tasks: Mapping[str, Mapping]) -> list[str]:
     if not rows:
         return []
     lines = ["### AIO (instruction optimization before answering)", ""]
-    lines += _table(["task", "items", "answer s/item", "AIO s/item", "cost (× time per item)", "instruction changed",
-                     "fallbacks"],
-                    [[name, str(a["items"]), _fmt(a["answer_s_per_item"], 3), _fmt(a["aio_s_per_item"], 3),
-                      _fmt(a["cost_x"], 1) + "×" if a.get("cost_x") is not None else MISSING,
-                      f"{100 * a['changed']:.0f} %", str(a["fallbacks"])] for name, a in rows])
+    header = ["task", "items", "answer s/item", "AIO s/item", "cost (× time per item)", "instruction changed",
+              "fallbacks", "rewrites reused"]
+    lines += markdown_table(header, [[name, str(a["items"]), _fmt(a["answer_s_per_item"], 3),
+                                      _fmt(a["aio_s_per_item"], 3),
+                                      _fmt(a["cost_x"], 1) + "×" if a.get("cost_x") is not None else MISSING,
+                                      f"{100 * a['changed']:.0f} %", str(a["fallbacks"]),
+                                      str(a.get("rewrites_reused", 0))] for name, a in rows])
     return lines + [""]
 
 
@@ -554,7 +557,7 @@ def compare(runs: Sequence[dict]) -> tuple[str, list[dict]]:
         body.append(cells)
 
     lines = [f"# Comparison of {len(runs)} run{'s' if len(runs) != 1 else ''}", ""]
-    lines += _table(header, body) if columns else ["No task metrics in these runs."]
+    lines += markdown_table(header, body) if columns else ["No task metrics in these runs."]
     lines += [
         "",
         f"Best value per column in bold (all tied rows; columns with fewer than two values are not marked). "
@@ -623,6 +626,7 @@ __all__ = [
     "compare",
     "comparison_columns",
     "load_metrics",
+    "markdown_table",
     "run_markdown",
     "split_column",
     "write_comparison",
