@@ -24,12 +24,15 @@ PRESET_LINES = """presets:
                   cache ($MMLINK_CACHE, default ~/.cache/mmlink), later uses load in about a second.
   mini-bsg-mean, mini-linear, mini-base, mini-stage1
                   the other rows of SAM's ablation (Table 2), trained the same way
+  mini-cmaa       mini-base's recipe with VisLingInstruct's CMAA on (docs/mini_cmaa_card.md)
   mini-untrained  the mini architecture before training (new Q-Former parts random)
   tiny-llava      the LLaVA family at tiny size (CLIP ViT -> mlp2x_gelu -> Llama), random; for tests
   mini-llava      the LLaVA family from the same PyPI parts: EfficientNet-Lite0 patch features -> mlp2x_gelu ->
                   SmolLM2-135M-Instruct, its projector trained by mmlink on the world (docs/mini_llava_card.md)
   mini-llava-untrained
                   mini-llava before training (projector random)
+  mini-cadvi-phase1, mini-cadvi
+                  mini-llava with CaD-VI's LoRA, after Phase 1 and after Phase 1 + 2 (docs/mini_cadvi_card.md)
   DIR             a checkpoint directory: mmlink's own save (either family), a trainable-only save, or a directory
                   written by transformers' InstructBlipForConditionalGeneration or LlavaForConditionalGeneration
                   (the llava-hf/llava-1.5-7b-hf layout)"""
@@ -588,13 +591,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_report(sub)
     from mmlink.eval import ablation, bench, judge_check, sweep
-    from mmlink.recipes import cadvi
+    from mmlink.recipes import cadvi, vislinginstruct
 
     bench.add_parser(sub)
     sweep.add_parser(sub)
     ablation.add_parser(sub)
     judge_check.add_parser(sub)
     cadvi.add_parser(sub)  # mmlink cadvi phase2 | annotate | filter | mix | train
+    vislinginstruct.add_parser(sub)
     return parser
 
 
