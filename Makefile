@@ -35,14 +35,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/synth_throughput.py
 
 # The trained `mini` default (docs/mini_card.md): synthesize the data into runs/mini/data/, then Stage 1
-# (alignment: query tokens + Q-Former + projection) and the four Stage-2 SAM ablations, each from Stage 1's final/.
-# 85 min on the 2-core CPU machine (budget: 2 h). Re-running skips finished stages and resumes interrupted ones.
+# (alignment: query tokens + Q-Former + projection), the four Stage-2 SAM ablations and `mini-cmaa` (VisLingInstruct's
+# CMAA, docs/mini_cmaa_card.md), each from Stage 1's final/. 85 min on the 2-core CPU machine before CMAA, which adds
+# 8 min (budget: 2 h). Re-running skips finished stages and resumes interrupted ones.
 # MINI_TRAIN_ARGS adds `mmlink train` flags to every stage (e.g. "--max-steps 3 --save-every 3" for a smoke run).
 MINI := runs/mini
 MINI_DATA := $(MINI)/data
 MINI_SYNTH := $(BIN)/mmlink synth --workers 2 --no-progress --image-size 224
 MINI_TRAIN_ARGS ?=
-MINI_VARIANTS := base linear bsg_mean bsg_adaptive
+MINI_VARIANTS := base linear bsg_mean bsg_adaptive cmaa
 # $(call mini_train,CONFIG,OUT_DIR): skip when finished, --resume when it has a checkpoint, else start fresh
 mini_train = if [ -f $(2)/train_summary.json ]; then echo "== $(2): finished, skipped"; \
 	elif ls -d $(2)/checkpoints/step-* >/dev/null 2>&1; then $(BIN)/mmlink train --config $(1) --resume $(MINI_TRAIN_ARGS); \

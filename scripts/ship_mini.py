@@ -21,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-VARIANTS = ("base", "linear", "bsg_mean", "bsg_adaptive")
+VARIANTS = ("base", "linear", "bsg_mean", "bsg_adaptive", "cmaa")  # base: no SAM; cmaa: CMAA, no SAM
 DELTA_CONFIG, DELTA_WEIGHTS = "mmlink_delta.json", "trainable.safetensors"
 KEEP = ("steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per_s", "global_batch_size",
         "mixed_precision", "trainable_params", "total_params", "trainable_fraction", "initial_train_loss",
@@ -61,7 +61,8 @@ def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
                         "train_data": cfg["train_data"], "val_data": cfg["val_data"], "seed": cfg["seed"],
                         "lr": cfg["lr"], "warmup_steps": cfg["warmup_steps"], "warmup_ratio": cfg.get("warmup_ratio"),
                         "projector_lr": cfg.get("projector_lr"), "batch_size": cfg["batch_size"],
-                        "sam_mode": meta["settings"].get("sam_mode"), "lora": cfg.get("lora"),
+                        "sam_mode": meta["settings"].get("sam_mode"), "cmaa": meta["settings"].get("cmaa", "none"),
+                        "lora": cfg.get("lora"),
                         "bytes": sum(f.stat().st_size for f in out.rglob("*.safetensors"))}
     (dest / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default="src/mmlink/models/weights/mini", type=Path,
                         help="package directory of the weights (default src/mmlink/models/weights/mini)")
     parser.add_argument("--recipe", choices=("mini", "mini-llava", "mini-cadvi"), default="mini",
-                        help="which runs: mini (Stage 1 + the four Stage-2 variants), mini-llava (Stage 1) or "
+                        help="which runs: mini (Stage 1, the four Stage-2 SAM variants and CMAA), mini-llava (Stage 1) or "
                              "mini-cadvi (Phase 1 and Phase 2)")
     args = parser.parse_args(argv)
     try:

@@ -102,9 +102,11 @@ def test_the_trained_mini_weights_ship_small_and_chain_to_stage1():
             assert "query_tokens" in names and not any(n.startswith("sam.") for n in names)
             assert not any("word_embeddings" in n for n in names)  # frozen MiniLM parts are not shipped
         else:
-            assert meta["settings"]["sam_mode"] == {"base": "none"}.get(variant, variant)
+            sam_mode = {"base": "none", "cmaa": "none"}.get(variant, variant)
+            assert meta["settings"]["sam_mode"] == sam_mode
+            assert meta["settings"].get("cmaa", "none") == ("released" if variant == "cmaa" else "none")
             assert "language_projection.weight" in names
-            assert any(n.startswith("sam.") for n in names) == (variant != "base")
+            assert any(n.startswith("sam.") for n in names) == (sam_mode != "none")
     assert total <= 50e6  # the bound on what ships
 
 
@@ -113,6 +115,16 @@ def test_mini_is_full_sam_with_trained_layers(mini):
     assert model.config.sam_mode == "bsg_adaptive"
     sam = [p for n, p in model.named_parameters() if n.startswith("sam.")]
     assert sam and any(p.abs().sum() > 0 for p in sam)  # zero-initialised, so non-zero means trained
+
+
+def test_mini_cmaa_is_mini_base_with_the_released_cmaa_and_its_own_projection():
+    model, processor = load("mini-cmaa")
+    base, _ = load("mini-base")
+    assert model.config.cmaa == "released" and model.config.sam_mode == "none"
+    assert model.config.image_seq_length == processor.num_query_tokens == 16 + 2  # queries + [CLS] and mean text
+    assert not torch.equal(model.language_projection.weight, base.language_projection.weight)
+    trained = {n for n, p in model.state_dict().items() if not torch.equal(p, base.state_dict()[n])}
+    assert trained == {"language_projection.weight", "language_projection.bias"}
 
 
 def test_mini_llava_untrained_is_smollm2_and_efficientnet_behind_a_fresh_projector():

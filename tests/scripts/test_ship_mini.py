@@ -28,7 +28,7 @@ def test_ship_rewrites_bases_and_records_the_runs(tmp_path):
     runs, dest = tmp_path / "runs", tmp_path / "dest"
     _fake_run(runs / "stage1", "mini", "none", 10)
     for i, v in enumerate(ship_mini.VARIANTS):
-        _fake_run(runs / f"stage2_{v}", "runs/mini/stage1/final", "none" if v == "base" else v, 20 + i)
+        _fake_run(runs / f"stage2_{v}", "runs/mini/stage1/final", "none" if v in ("base", "cmaa") else v, 20 + i)
     assert ship_mini.main(["--runs", str(runs), "--dest", str(dest)]) == 0
     assert json.loads((dest / "stage1" / "mmlink_delta.json").read_text())["base"] == "mini-untrained"
     for i, v in enumerate(ship_mini.VARIANTS):

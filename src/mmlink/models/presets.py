@@ -8,7 +8,8 @@
   cache (``$MMLINK_CACHE``, default ``~/.cache/mmlink``); later loads read that copy.
 * ``mini`` — the embedded default: ``mini-untrained`` plus the weights mmlink trained (``make train-mini``), which
   ship in ``weights/mini/``; full SAM. ``mini-bsg-mean``, ``mini-linear``, ``mini-base``, ``mini-stage1`` are the
-  other rows of SAM's ablation (Table 2) trained the same way.
+  other rows of SAM's ablation (Table 2) trained the same way; ``mini-cmaa`` is ``mini-base`` with VisLingInstruct's
+  CMAA on (docs/mini_cmaa_card.md).
 """
 
 from __future__ import annotations
@@ -315,6 +316,7 @@ MINI_PRESETS = {
     "mini-linear": "linear",  # row 3: + LIN
     "mini-base": "base",  # row 2: the base fine-tuned on the Stage-2 data, no SAM layers
     "mini-stage1": "stage1",  # row 1: the base after Stage 1 only
+    "mini-cmaa": "cmaa",  # VisLingInstruct's CMAA on Stage 1, trained as row 2 (docs/mini_cmaa_card.md)
 }
 
 

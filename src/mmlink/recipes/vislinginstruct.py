@@ -28,7 +28,7 @@ from typing import Any, Sequence
 # (run directory, preset, AIO on, row name)
 ROWS = (("base", "mini-base", False, "base (`mini-base`)"), ("cmaa", "mini-cmaa", False, "+ CMAA (`mini-cmaa`)"),
         ("aio", "mini-base", True, "+ AIO"), ("cmaa_aio", "mini-cmaa", True, "+ CMAA + AIO"))
-TASKS = ("vqa_options", "bison", "svo", "nlvr2", "caption")
+TASKS = ("vqa_options", "caption", "bison", "nlvr2", "svo")
 # the metric each task is read by in the table; CIs are taken for all of them
 MAIN_METRIC = {"vqa_options": "accuracy", "bison": "accuracy", "svo": "accuracy", "nlvr2": "accuracy",
                "caption": "fact precision"}
@@ -48,13 +48,14 @@ def run_table(out: str | Path, n: int = 200, seed: int = 0, batch_size: int = 8,
     if not tasks or unknown:
         raise ValueError(f"tasks must be some of {', '.join(TASKS)}; got {list(tasks)}")
     out = Path(out)
-    for label, preset, aio, _ in ROWS:
-        if progress:
-            print(f"== {label}: {preset}{' with AIO' if aio else ''}", flush=True)
-        config = EvalConfig(out=str(out / label), data_dir=str(out / "data"), limit=n, seed=seed,
-                            batch_size=batch_size, dtype=dtype, label=label, option_scoring=option_scoring,
-                            blind=True, aio=aio, progress=progress, image_size=image_size)
-        evaluate((models or {}).get(preset, preset), list(tasks), config)
+    for task in tasks:  # task by task, every row: an interrupted run leaves whole columns to tabulate (--tasks)
+        for label, preset, aio, _ in ROWS:
+            if progress:
+                print(f"== {task}: {label} ({preset}{' with AIO' if aio else ''})", flush=True)
+            config = EvalConfig(out=str(out / label), data_dir=str(out / "data"), limit=n, seed=seed,
+                                batch_size=batch_size, dtype=dtype, label=label, option_scoring=option_scoring,
+                                blind=True, aio=aio, progress=progress, image_size=image_size)
+            evaluate((models or {}).get(preset, preset), [task], config)
     runs = [load_metrics(out / label) for label, *_ in ROWS]
     diffs = differences(out, runs, tasks, reference=ROWS[0][0], ci_metrics=CI_METRICS)
     result = {"runs": runs, "differences": diffs, "tasks": list(tasks)}
