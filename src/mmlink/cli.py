@@ -592,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     from mmlink.eval import ablation, bench, judge_check, sweep
     from mmlink.recipes import cadvi, vislinginstruct
+    from mmlink.serve import cli as serve_cli
 
     bench.add_parser(sub)
     sweep.add_parser(sub)
@@ -599,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge_check.add_parser(sub)
     cadvi.add_parser(sub)  # mmlink cadvi phase2 | annotate | filter | mix | train
     vislinginstruct.add_parser(sub)
+    serve_cli.add_parsers(sub)  # mmlink serve, mmlink chat
     return parser
 
 
