@@ -110,14 +110,18 @@ def differences(out: Path, runs: Sequence[dict], tasks: Sequence[str] = TASKS, r
     return out_diffs
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.2f}"
+def signed_interval(value: float | None, ci=None, digits: int = 2) -> str:
+    """``+1.23 [-0.50, +2.90]``: a signed value (a difference or a gap) and its interval when there is one; ``—``
+    for no value."""
+    if value is None:
+        return "—"
+    text = f"{value:+.{digits}f}"
+    return text + ("" if not ci else f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]")
 
 
 def difference_cell(d: dict) -> str:
     """``+1.23 [-0.50, +2.90]``: the difference from the reference row and its 95 % paired interval."""
-    ci = d.get("ci")
-    return _signed(d["difference"]) + ("" if ci is None else f" [{_signed(ci[0])}, {_signed(ci[1])}]")
+    return signed_interval(d["difference"], d.get("ci"))
 
 
 def difference_table(diffs: dict, tasks: Sequence[str] = TASKS) -> str:
@@ -269,4 +273,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["CI_METRICS", "REFERENCE", "ROWS", "TASKS", "add_parser", "difference_table", "differences", "examples",
-           "run", "run_ablation", "table", "write_differences"]
+           "run", "run_ablation", "signed_interval", "table", "write_differences"]

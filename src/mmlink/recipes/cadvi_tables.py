@@ -24,6 +24,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from mmlink.eval.ablation import signed_interval
+
 ROWS = (("mini-llava", "base (mini-llava)"), ("mini-cadvi-phase1", "Phase 1"), ("mini-cadvi", "Phase 1 + 2"))
 TABLE1 = ("bison", "svo", "nlvr2", "eqben", "cola")
 TABLE2 = ("cad_qa",)
@@ -67,13 +69,6 @@ def run_tables(out: str | Path, n: int = 200, seed: int = 0, batch_size: int = 8
 # ------------------------------------------------------------------------------------------------------ writing
 
 
-def _pm(value: float | None, ci: Sequence[float] | None = None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:+.{digits}f}"
-    return text + (f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]" if ci else "")
-
-
 def _value(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -91,11 +86,13 @@ def table1(runs: Sequence[dict], diffs: dict, scoring: str) -> str:
             f"{_value(tasks[t]['metrics']['accuracy'])} (blind {_value(tasks[t].get('blind', {}).get('accuracy'))})"
             for t in TABLE1) + " |\n"
         gapl += f"| {name} | " + " | ".join(
-            _pm(tasks[t].get("gap", {}).get("accuracy"), tasks[t].get("gap_ci", {}).get("accuracy")) for t in TABLE1
+            signed_interval(tasks[t].get("gap", {}).get("accuracy"), tasks[t].get("gap_ci", {}).get("accuracy"), 1)
+            for t in TABLE1
         ) + " |\n"
         if preset in diffs:
             diffl += f"| {name} | " + " | ".join(
-                _pm(diffs[preset][t]["accuracy"]["difference"], diffs[preset][t]["accuracy"]["ci"]) for t in TABLE1
+                signed_interval(diffs[preset][t]["accuracy"]["difference"], diffs[preset][t]["accuracy"]["ci"], 1)
+                for t in TABLE1
             ) + " |\n"
     unmatched = ""
     if scoring == "generate":
@@ -122,10 +119,10 @@ def table2(runs: Sequence[dict], diffs: dict) -> str:
         for m in metrics:
             d = digits.get(m, 1)
             cells += [_value(entry["metrics"].get(m), d), _value(entry.get("blind", {}).get(m), d),
-                      _pm(entry.get("gap", {}).get(m), entry.get("gap_ci", {}).get(m), d)]
+                      signed_interval(entry.get("gap", {}).get(m), entry.get("gap_ci", {}).get(m), d)]
         for m in ("rating", "fact precision"):
             d = diffs.get(preset, {}).get(TABLE2[0], {}).get(m)
-            cells.append(_pm(d["difference"], d["ci"], digits.get(m, 1)) if d else "—")
+            cells.append(signed_interval(d["difference"], d["ci"], digits.get(m, 1)) if d else "—")
         lines += f"| {name} | " + " | ".join(cells) + " |\n"
     judge = runs[0]["tasks"][TABLE2[0]].get("judge", {})
     disc = judge.get("discrimination") or {}

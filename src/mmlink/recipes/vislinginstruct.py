@@ -70,15 +70,10 @@ def _value(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _pm(value: float | None, ci: Sequence[float] | None = None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-
-
 def table_markdown(runs: Sequence[dict], diffs: dict, tasks: Sequence[str]) -> str:
     """Per row and task: the score (blind), its difference from the base and the real − blind gap, each with its
     95 % paired interval; then AIO's cost per task."""
+    from mmlink.eval.ablation import signed_interval
     from mmlink.eval.report import markdown_table
 
     columns = [(t, MAIN_METRIC[t]) for t in tasks] + [("caption", "CIDEr")] * ("caption" in tasks)
@@ -90,10 +85,10 @@ def table_markdown(runs: Sequence[dict], diffs: dict, tasks: Sequence[str]) -> s
         entries = run["tasks"]
         score.append([name, *(f"{_value(entries[t]['metrics'].get(m))} "
                               f"(blind {_value(entries[t].get('blind', {}).get(m))})" for t, m in columns)])
-        gaps.append([name, *(_pm(entries[t].get("gap", {}).get(m), entries[t].get("gap_ci", {}).get(m))
-                             for t, m in columns)])
+        gaps.append([name, *(signed_interval(entries[t].get("gap", {}).get(m), entries[t].get("gap_ci", {}).get(m),
+                                             digits=1) for t, m in columns)])
         if label in diffs:
-            diff.append([name, *(_pm(diffs[label][t][m]["difference"], diffs[label][t][m]["ci"])
+            diff.append([name, *(signed_interval(diffs[label][t][m]["difference"], diffs[label][t][m]["ci"], digits=1)
                                  if m in diffs[label][t] else "—" for t, m in columns)])
     cost = []
     for (label, _, aio, name), run in zip(ROWS, runs):

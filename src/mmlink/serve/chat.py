@@ -15,6 +15,7 @@ from typing import Callable, TextIO
 
 from PIL import Image
 
+from mmlink.data.images import load_images
 from mmlink.models.processing import IMAGE_PLACEHOLDER
 from mmlink.serve.engine import Engine, Job
 from mmlink.serve.media import RequestError
@@ -28,6 +29,7 @@ def chat(engine: Engine, read: Callable[[str], str] = input, out: TextIO = sys.s
     """Run the loop until ``/quit`` or end of input; returns the conversation's turns."""
     turns: list[dict] = []
     paths: list[str] = []  # every image of the conversation, in order
+    images: list[Image.Image] = []  # the same, decoded once
     attached: list[str] = []  # for the next message
     print(f"mmlink chat — {HELP}", file=out)
     while True:
@@ -43,7 +45,7 @@ def chat(engine: Engine, read: Callable[[str], str] = input, out: TextIO = sys.s
         if command == "/help":
             print(HELP, file=out)
         elif command == "/reset":
-            turns, paths, attached = [], [], []
+            turns, paths, images, attached = [], [], [], []
             print("(conversation cleared)", file=out)
         elif command == "/image":
             path = Path(arg.strip()).expanduser()
@@ -63,21 +65,22 @@ def chat(engine: Engine, read: Callable[[str], str] = input, out: TextIO = sys.s
             print(f"unknown command {command}; {HELP}", file=out)
         else:
             text = "\n".join([IMAGE_PLACEHOLDER] * len(attached) + [line.replace(IMAGE_PLACEHOLDER, "")])
-            answer = _ask(engine, turns + [{"from": "human", "value": text}], paths + attached, out, max_tokens,
+            if not paths + attached:
+                print("(attach an image first: /image PATH)", file=out)
+                continue
+            new = load_images(attached)  # the toolkit's decoder: EXIF, transparency, bombs
+            answer = _ask(engine, turns + [{"from": "human", "value": text}], images + new, out, max_tokens,
                           temperature)
             if answer is not None:
                 turns += [{"from": "human", "value": text}, {"from": "gpt", "value": answer}]
-                paths, attached = paths + attached, []
+                paths, images, attached = paths + attached, images + new, []
     return turns
 
 
-def _ask(engine: Engine, turns: list[dict], paths: list[str], out: TextIO, max_tokens: int,
+def _ask(engine: Engine, turns: list[dict], images: list[Image.Image], out: TextIO, max_tokens: int,
          temperature: float) -> str | None:
-    if not paths:
-        print("(attach an image first: /image PATH)", file=out)
-        return None
     events: queue.Queue = queue.Queue()
-    conversation = Conversation(turns=turns, images=[Image.open(p).convert("RGB") for p in paths])
+    conversation = Conversation(turns=turns, images=images)
     job = Job(conversation, Sampling(temperature=temperature), emit=events.put)
     try:
         engine.prepare(job, default_max_tokens=max_tokens)
