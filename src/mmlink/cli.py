@@ -434,7 +434,7 @@ def _run_score(args: argparse.Namespace) -> int:
     print(json.dumps(result))
     return 0
 
-EVAL_EPILOG = """tasks:
+EVAL_EPILOG = """tasks (data: world = synthesized test set; released = --data-root, layouts in docs/evaluation.md):
 {tasks}
 
 examples:
@@ -443,10 +443,27 @@ examples:
   mmlink eval --model mini --task vqa_options --out runs/eval/vqa --option-scoring generate --blind
   mmlink eval --model runs/my_ckpt --task cad_qa --judge-url http://localhost:8000/v1 --judge-model qwen --out o
   mmlink eval --model mini --task group_caption --data group_caption=my/data.jsonl --out runs/eval/mine
+  mmlink eval --model /ckpt/instructblip-vicuna-7b --task vist --data-root /data/vist --out runs/eval/vist
+  mmlink eval --model /ckpt/llava --task muirbench --task blink --data-root /data --out runs/eval/multi
 
 outputs in --out: predictions.jsonl (appended per batch; a re-run skips finished items), judgements.jsonl,
 metrics.json (model, settings, config, commit, seed, scores, 95% bootstrap intervals "ci"), report.md (tables in
 the papers' layout); with --blind also blind/predictions.jsonl and, per task, "blind", "gap" and "gap_ci"."""
+
+
+def _root_pair(text: str) -> tuple[str, str]:
+    task, sep, path = text.partition("=")
+    if sep and task and path and "/" not in task and "\\" not in task:
+        return task, path
+    return "*", text
+
+
+def _task_line(name: str) -> str:
+    from mmlink.eval.tasks import EVAL_TASKS
+
+    t = EVAL_TASKS.get(name)
+    data = "/".join(d for d, on in (("world", t.world_task), ("released", t.reader)) if on) or "--data"
+    return f"  {name:<22} {t.kind:<10} {data:<14} {t.description}"
 
 
 def _data_pair(text: str) -> tuple[str, str]:
@@ -467,14 +484,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     from mmlink.eval.options import OPTION_SCORING_HELP, OPTION_SCORINGS
     from mmlink.eval.tasks import EVAL_TASKS
 
-    tasks = "\n".join(f"  {n:<15} {EVAL_TASKS.get(n).kind:<11} {EVAL_TASKS.get(n).description}" for n in EVAL_TASKS)
+    tasks = "\n".join(_task_line(n) for n in EVAL_TASKS)
     p = sub.add_parser(
         "eval",
         help="evaluate a model on tasks: captions (BLEU-4/ROUGE-L/CIDEr), closed-ended accuracy, LLM-judged QA",
         description="Answer each task's test items with a model and score them as the papers do: generation tasks "
         "with pycocoevalcap, closed-ended tasks by ranking the candidates by log-likelihood (accuracy, chance "
         "printed beside it), open-ended CaD tasks with an LLM judge (0-5). Data: the world's test sets, "
-        "synthesized once into --data-dir, or your own LLaVA-format files (--data).",
+        "synthesized once into --data-dir, a data set as its authors released it read from a local directory "
+        "(--data-root: VIST, NLVR2, GQA, MuirBench, ...; nothing downloads), or your own LLaVA-format files (--data).",
         epilog=EVAL_EPILOG.format(tasks=tasks),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -485,12 +503,21 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="register extra tasks from a YAML file (EvalTask fields; items: 'module:function' hook)")
     p.add_argument("--data", action="append", type=_data_pair, default=[], metavar="TASK=PATH",
                    help="evaluate TASK on this LLaVA-format .json/.jsonl file instead of the world's test set")
-    p.add_argument("--data-dir", metavar="DIR", help="where world test sets are synthesized (default: OUT/data)")
-    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="world split (default test)")
+    p.add_argument("--data-root", action="append", type=_root_pair, default=[], metavar="[TASK=]DIR",
+                   help="read the task's released data set from DIR (its layout: docs/evaluation.md); a bare DIR "
+                        "serves every --task, each from DIR/<task> when that exists, else DIR itself (repeatable)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where world test sets are synthesized and images stored inside released data files are "
+                        "written (default: OUT/data)")
+    p.add_argument("--split", metavar="NAME",
+                   help="world: train, val or test (default test); released data: the task's own splits (default: "
+                        "the one its paper reports, e.g. nlvr2 test1, gqa testdev)")
     p.add_argument("--limit", type=int, metavar="N", help="items per task (default: each task's own size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets and of decoding (default 0)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward/generate (default 8)")
-    p.add_argument("--option-scoring", choices=OPTION_SCORINGS, default="sum", help=OPTION_SCORING_HELP)
+    p.add_argument("--option-scoring", choices=OPTION_SCORINGS,
+                   help=OPTION_SCORING_HELP + " (default: the task's own protocol — generate for the multi-image "
+                        "benchmarks, whose official code extracts the option letter — else sum)")
     p.add_argument("--blind", action="store_true", help=BLIND_HELP)
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
     p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
@@ -531,11 +558,11 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     for path in args.task_file:
         load_task_file(path)
-    data = dict(args.data)
-    if len(data) != len(args.data):
-        raise ValueError("--data names a task twice")
+    data, roots = dict(args.data), dict(args.data_root)
+    if len(data) != len(args.data) or len(roots) != len(args.data_root):
+        raise ValueError("--data or --data-root names a task twice")
     config = EvalConfig(
-        out=args.out, data=data, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
+        out=args.out, data=data, data_root=roots, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
         batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
         max_new_tokens=args.max_new_tokens,
         tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,

@@ -5,6 +5,8 @@ metric, so every resample recomputes the *same* metric the report shows, not a p
 
 * ``mean``  — the mean of per-item values (accuracy: per-sample 0/1; ROUGE-L and CIDEr-D: per-item scores);
 * ``ratio`` — Σ numerator / Σ denominator over the items (fact precision: correct facts / facts mentioned);
+* ``auc``   — ROC AUC of per-item (score, 0/1 label) rows (Hateful Memes): P(a positive scores above a negative)
+  + ½ P(tie), each drawn item weighted by how often it was drawn;
 * ``bleu``  — corpus BLEU-4 recomputed from the summed per-item sufficient statistics (`BLEU_STATS`), exactly as
   pycocoevalcap's ``BleuScorer.compute_score`` combines them, so the interval is of the corpus metric (BLEU is
   not a mean of sentence scores).
@@ -34,8 +36,8 @@ BLEU_N = 4
 # 1..4 the hypothesis n-gram count ("guess") and the clipped matches ("correct") — pycocoevalcap's per-item comps.
 BLEU_STATS = ("testlen", "reflen", *(f"guess{k}" for k in range(1, BLEU_N + 1)),
               *(f"correct{k}" for k in range(1, BLEU_N + 1)))
-StatKind = Literal["mean", "ratio", "bleu"]
-_WIDTH = {"ratio": 2, "bleu": len(BLEU_STATS)}
+StatKind = Literal["mean", "ratio", "bleu", "auc"]
+_WIDTH = {"ratio": 2, "auc": 2, "bleu": len(BLEU_STATS)}
 
 
 def corpus_bleu(stats: Sequence[float], n: int = BLEU_N) -> float:
@@ -58,7 +60,8 @@ def corpus_bleu(stats: Sequence[float], n: int = BLEU_N) -> float:
 class Statistic:
     """A metric over per-item rows; ``scale`` multiplies the result (100: the papers' percent-style scores).
 
-    ``rows``: ``mean`` — shape (n,); ``ratio`` — (n, 2) numerator, denominator; ``bleu`` — (n, 10) `BLEU_STATS`.
+    ``rows``: ``mean`` — shape (n,); ``ratio`` — (n, 2) numerator, denominator; ``auc`` — (n, 2) score, label;
+    ``bleu`` — (n, 10) `BLEU_STATS`.
     """
 
     kind: StatKind
@@ -66,8 +69,8 @@ class Statistic:
     scale: float = 100.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("mean", "ratio", "bleu"):
-            raise ValueError(f"Statistic kind must be mean, ratio or bleu, got {self.kind!r}")
+        if self.kind not in ("mean", "ratio", "bleu", "auc"):
+            raise ValueError(f"Statistic kind must be mean, ratio, bleu or auc, got {self.kind!r}")
         rows = np.asarray(self.rows, dtype=np.float64)
         want = (rows.shape[0],) if self.kind == "mean" else (rows.shape[0] if rows.ndim else 0, _WIDTH[self.kind])
         if rows.ndim == 0 or rows.shape != want:
@@ -93,11 +96,40 @@ class Statistic:
         """The metric for each row of ``counts`` (resamples, n): how many times each item was drawn."""
         if self.kind == "mean":
             return self.scale * (counts @ self.rows) / counts.sum(1)
+        if self.kind == "auc":
+            return self.scale * np.array([weighted_auc(self.rows[:, 0], self.rows[:, 1], c) for c in counts])
         sums = counts @ self.rows  # (B, width); exact for the integer counts BLEU and facts use
         if self.kind == "ratio":
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(sums[:, 1] > 0, self.scale * sums[:, 0] / sums[:, 1], np.nan)
         return self.scale * np.array([corpus_bleu(s) for s in sums])
+
+
+def weighted_auc(scores: Sequence[float], labels: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """ROC AUC = P(a positive scores above a negative) + ½ P(tie) — the Mann-Whitney U — with item weights (a
+    bootstrap resample's draw counts); NaN when either class has no weight."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64) > 0.5
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64)
+    pos_w, neg_w = np.where(y, w, 0.0), np.where(y, 0.0, w)
+    if pos_w.sum() <= 0 or neg_w.sum() <= 0:
+        return float("nan")
+    values, inverse = np.unique(s, return_inverse=True)  # ties share a value
+    pos = np.bincount(inverse, pos_w, len(values))
+    neg = np.bincount(inverse, neg_w, len(values))
+    below = np.cumsum(neg) - neg  # negative weight strictly below each value
+    return float((pos * (below + 0.5 * neg)).sum() / (pos_w.sum() * neg_w.sum()))
+
+
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
+    """The ROC AUC of positive against negative scores (`weighted_auc`, every item once); None when either side
+    is empty."""
+    if not len(positives) or not len(negatives):
+        return None
+    return weighted_auc([*positives, *negatives], [1.0] * len(positives) + [0.0] * len(negatives))
+
+
+def auc_statistic(scores: Sequence[float], labels: Sequence[float], scale: float = 100.0) -> Statistic:
+    return Statistic("auc", np.column_stack([np.asarray(scores, float), np.asarray(labels, float)]), scale)
 
 
 def mean_statistic(values: Sequence[float], scale: float = 100.0) -> Statistic:
@@ -149,5 +181,5 @@ def paired_interval(a: Statistic, b: Statistic, n_resamples: int = N_RESAMPLES, 
     return _percentiles(a.weighted(counts) - b.weighted(counts), level)
 
 
-__all__ = ["BLEU_STATS", "LEVEL", "N_RESAMPLES", "SEED", "Statistic", "bleu_statistic", "corpus_bleu", "interval",
-           "mean_statistic", "paired_interval", "ratio_statistic", "resample_counts"]
+__all__ = ["BLEU_STATS", "LEVEL", "N_RESAMPLES", "SEED", "Statistic", "auc", "auc_statistic", "bleu_statistic", "corpus_bleu", "interval",
+           "mean_statistic", "paired_interval", "ratio_statistic", "resample_counts", "weighted_auc"]

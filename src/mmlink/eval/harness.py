@@ -16,7 +16,8 @@ Per run directory (``--out``):
 * ``report.md``         — one table per task kind in the papers' layout.
 
 Data: each task reads the world's test set by default (synthesized once into ``--data-dir``, reused by every model
-evaluated with the same seed and size) or a user file given with ``--data TASK=PATH``.
+evaluated with the same seed and size), a data set as its authors released it (``--data-root``: the task's reader,
+`mmlink.eval.benchmarks`) or a user file given with ``--data TASK=PATH``.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class EvalConfig:
 
     out: str
     data: dict = field(default_factory=dict)  # task -> user data file (LLaVA .json/.jsonl)
+    # task -> directory of its released data set ("*": every task; DIR/<task> when that exists, else DIR)
+    data_root: dict = field(default_factory=dict)
     data_dir: Optional[str] = None  # where world test sets are synthesized (default: <out>/data)
-    split: Literal["train", "val", "test"] = "test"
+    split: Optional[str] = None  # world: train/val/test (default test); released data: the task's (default its first)
     limit: Optional[int] = None  # items per task (world sets: samples generated; user data: first N records)
     seed: int = 0
     batch_size: int = 8
-    option_scoring: OptionScoring = "sum"  # closed-ended tasks: see mmlink.eval.options
+    option_scoring: Optional[OptionScoring] = None  # closed-ended tasks (mmlink.eval.options); None: the task's own, else sum
     blind: bool = False  # also answer every item with flat gray images (mmlink.eval.blind) into <out>/blind/
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"
@@ -84,9 +87,16 @@ class EvalConfig:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
-        if self.option_scoring not in OPTION_SCORINGS:
+        if self.option_scoring is not None and self.option_scoring not in OPTION_SCORINGS:
             raise ValueError(f"option_scoring (--option-scoring) must be one of {', '.join(OPTION_SCORINGS)}, "
                              f"got {self.option_scoring!r}")
+        if self.split is not None and not (isinstance(self.split, str) and self.split):
+            raise ValueError(f"split (--split) must be a split name, got {self.split!r}")
+        for key in ("data", "data_root"):
+            value = getattr(self, key)
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, os.PathLike))
+                                                      for k, v in value.items()):
+                raise ValueError(f"{key} must map task names to paths, got {value!r}")
         if not isinstance(self.blind, bool):
             raise ValueError(f"blind (--blind) must be true or false, got {self.blind!r}")
         if not self.aio and (self.aio_rewrites != 1 or self.aio_backend):
@@ -102,24 +112,69 @@ class EvalConfig:
 # --------------------------------------------------------------------------------------------- data
 
 
-def task_data(task: EvalTask, config: EvalConfig) -> Path:
-    """The data file of ``task``: the user's (``config.data``) or the world's test set, synthesized if needed."""
+@dataclass(frozen=True)
+class TaskData:
+    """Where a task's records come from: a LLaVA-format file (the world's test set or the user's ``--data``), or a
+    released data set's directory read by the task's reader (``split`` set then)."""
+
+    path: Path
+    split: Optional[str] = None  # released data only
+    cache: Optional[Path] = None  # released data: where images stored inside its files are written
+
+    def to_dict(self) -> dict:
+        return {"data": str(self.path), **({"split": self.split} if self.split is not None else {})}
+
+
+WORLD_SPLITS = ("train", "val", "test")
+
+
+def data_root(task: EvalTask, config: EvalConfig) -> Optional[Path]:
+    """The released data set directory of ``task`` from ``config.data_root`` (None: the task reads other data)."""
+    if task.name in config.data_root:
+        root = Path(config.data_root[task.name])
+    elif "*" in config.data_root:
+        base = Path(config.data_root["*"])
+        root = base / task.name if (base / task.name).is_dir() else base
+    else:
+        return None
+    if task.reader is None:
+        readers = ", ".join(n for n in EVAL_TASKS if EVAL_TASKS.get(n).reader is not None)
+        raise ValueError(f"--data-root: task {task.name!r} has no reader for a released data set; tasks with one: "
+                         f"{readers}")
+    return root
+
+
+def task_data(task: EvalTask, config: EvalConfig) -> TaskData:
+    """The data of ``task``: the user's file (``config.data``), its released data set (``config.data_root``), or
+    the world's test set, synthesized if needed."""
     if task.name in config.data:
         path = Path(config.data[task.name])
         if not path.is_file():
             raise FileNotFoundError(f"--data {task.name}={path}: no such file")
-        return path
+        return TaskData(path)
+    root = data_root(task, config)
+    if root is not None:
+        split = config.split or task.splits[0]
+        if split not in task.splits:
+            raise ValueError(f"--split {split!r}: task {task.name!r} has split(s) {', '.join(task.splits)}")
+        cache = (Path(config.data_dir) if config.data_dir else Path(config.out) / "data") / f"{task.name}-images"
+        return TaskData(root, split, cache)
     if task.world_task is None:
-        raise ValueError(f"task {task.name!r} has no world data; give a file with --data {task.name}=PATH")
+        layout = f" (layout: {task.layout})" if task.layout else ""
+        raise ValueError(f"task {task.name!r} reads a released data set: give its directory with --data-root DIR"
+                         f"{layout}, or a LLaVA-format file with --data {task.name}=PATH")
+    split = config.split or "test"
+    if split not in WORLD_SPLITS:
+        raise ValueError(f"--split {split!r}: the world's splits are {', '.join(WORLD_SPLITS)}")
     from mmlink.data.synth import synthesize
 
     n = config.limit or task.default_n
     root = Path(config.data_dir) if config.data_dir else Path(config.out) / "data"
-    out = root / f"{task.world_task}-{config.split}-s{config.seed}-n{n}-{config.image_size}px"
+    out = root / f"{task.world_task}-{split}-s{config.seed}-n{n}-{config.image_size}px"
     if not (out / "data.jsonl").exists() or not _synth_complete(out, n):
-        synthesize(task.world_task, out, n, config.split, config.seed, image_size=config.image_size,
+        synthesize(task.world_task, out, n, split, config.seed, image_size=config.image_size,
                    progress=config.progress)
-    return out / "data.jsonl"
+    return TaskData(out / "data.jsonl")
 
 
 def _synth_complete(out: Path, n: int) -> bool:
@@ -129,22 +184,29 @@ def _synth_complete(out: Path, n: int) -> bool:
         return False
 
 
-def task_items(task: EvalTask, path: Path, limit: int | None) -> list[Item]:
-    """Read ``path`` (validated) and turn its first ``limit`` records into items."""
-    from mmlink.data.formats import read_dataset, resolve_image
+def task_items(task: EvalTask, data: TaskData | Path, limit: int | None) -> list[Item]:
+    """The items of ``task`` from ``data`` (a file is validated as LLaVA format; a released data set is read by the
+    task's reader), its first ``limit`` records."""
+    data = data if isinstance(data, TaskData) else TaskData(Path(data))
+    if data.split is not None:
+        records = task.reader(data.path, data.split, data.cache or data.path / ".mmlink-images")
+        source = f"{data.path} ({task.name}, split {data.split})"
+    else:
+        from mmlink.data.formats import read_dataset, resolve_image
 
-    records, _ = read_dataset(path)
+        records, _ = read_dataset(data.path)
+        records = [{**r, "image": [resolve_image(p, data.path.parent) for p in r["image"]]} for r in records]
+        source = str(data.path)
     if limit is not None:
         records = records[:limit]
     if not records:
-        raise ValueError(f"{path}: no records")
+        raise ValueError(f"{source}: no records")
     items = []
     for r in records:
-        r = {**r, "image": [resolve_image(p, path.parent) for p in r["image"]]}
         try:
             items += task.build_items(r)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise ValueError(f"{source}: {err}") from None
     return items
 
 
@@ -224,7 +286,7 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
     todo = [it for it in items if (task.name, it.id) not in store.done]
     desc = f"eval {task.name}" if gray is None else f"eval {task.name} (blind)"
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", disable=not config.progress)
-    closed = task.kind not in ("generate", "judge")
+    closed, scoring = task.kind in CLOSED_KINDS, option_scoring(task, config)
     max_new = config.max_new_tokens or (OPTION_ANSWER_TOKENS if closed else task.max_new_tokens)
     for batch in _batches(todo, config.batch_size):
         images = item_images([it.images for it in batch], gray)
@@ -237,7 +299,7 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
         if not closed:
             texts = generate_answers(model, processor, batch, max_new, config.fast_greedy, images=images)
             rows = [{"task": task.name, "id": it.id, "text": t, "refs": it.refs} for it, t in zip(batch, texts)]
-        elif config.option_scoring == "generate":
+        elif scoring == "generate":
             texts = generate_answers(model, processor, batch, max_new, config.fast_greedy, images=images)
             rows = []
             for it, text in zip(batch, texts):
@@ -251,7 +313,7 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
                                       [it.candidates for it in batch])
             rows = []
             for it, s in zip(batch, scored):
-                choice = it.candidates[s.best(config.option_scoring)]
+                choice = it.candidates[s.best(scoring)]
                 rows.append({"task": task.name, "id": it.id, "sample": it.sample, "choice": choice,
                              "answer": it.answer, "correct": choice == it.answer, "logprob": s.logprob,
                              "tokens": s.tokens})
@@ -262,6 +324,14 @@ def _answer_task(model, processor, task: EvalTask, items: list[Item], store: Pre
         store.append(rows)
         bar.update(len(batch))
     bar.close()
+
+
+CLOSED_KINDS = ("rank", "pair_match")  # answered by picking a candidate; the other kinds generate text
+
+
+def option_scoring(task: EvalTask, config: EvalConfig) -> str:
+    """How ``task``'s candidates are picked: ``--option-scoring`` when given, else the task's protocol, else sum."""
+    return config.option_scoring or task.option_scoring or "sum"
 
 
 def _aio(model, processor, config: EvalConfig):
@@ -303,7 +373,26 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
     if missing:
         raise RuntimeError(f"task {task.name}: {len(missing)} item(s) have no prediction (first: {missing[0]})")
     entry: dict[str, Any] = {"kind": task.kind, "group": task.title}
-    if task.kind == "generate":
+    scoring = option_scoring(task, config)
+    if task.kind == "vqa":
+        from mmlink.eval.closed import vqa_scores
+
+        entry["n"] = len(items)
+        entry["metrics"] = {"VQA accuracy": 100.0 * sum(vqa_scores(items, rows)) / len(items)}
+    elif task.kind == "rank" and task.metric != "accuracy":
+        from mmlink.eval.bootstrap import weighted_auc
+        from mmlink.eval.closed import margins, retrieval_metrics
+
+        entry["n"] = len(items)
+        if task.metric == "retrieval":
+            entry["metrics"] = retrieval_metrics(items, rows, scoring)
+        else:
+            margin, labels = margins(items, rows, scoring)
+            entry["metrics"] = {"AUC": 100.0 * weighted_auc(margin, labels),
+                                "accuracy": 100.0 * sum(bool(rows[it.id]["correct"]) for it in items) / len(items)}
+            entry["chance"] = task.chance
+        entry["scoring"] = scoring
+    elif task.kind == "generate":
         from mmlink.eval.metrics import score
 
         result = score({i: rows[i]["text"] for i in ids}, {it.id: it.refs for it in items}, tokenize=config.tokenize)
@@ -318,8 +407,8 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["n"] = len(by_sample)
         entry["metrics"] = {"accuracy": 100.0 * sum(by_sample.values()) / len(by_sample)}
         entry["chance"] = task.chance
-        entry["scoring"] = config.option_scoring
-        if config.option_scoring == "generate":  # answers naming no option (or several) were counted wrong
+        entry["scoring"] = scoring
+        if scoring == "generate":  # answers naming no option (or several) were counted wrong
             entry["unmatched"] = sum(rows[i].get("choice") is None for i in ids)
         if task.kind == "pair_match":
             entry["item_accuracy"] = 100.0 * sum(bool(rows[i]["correct"]) for i in ids) / len(ids)
@@ -391,9 +480,16 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     if not tasks:
         raise ValueError("give at least one --task")
     specs = [EVAL_TASKS.get(t) for t in dict.fromkeys(tasks)]
-    unknown = sorted(set(config.data) - {t.name for t in specs})
-    if unknown:
-        raise ValueError(f"--data names task(s) {unknown} that are not evaluated (--task)")
+    for flag, given in (("--data", config.data), ("--data-root", config.data_root)):
+        unknown = sorted(set(given) - {t.name for t in specs} - {"*"})
+        if unknown:
+            raise ValueError(f"{flag} names task(s) {unknown} that are not evaluated (--task)")
+    for task in specs:  # every data set found and every protocol possible before a model is loaded
+        if task.name not in config.data:
+            data_root(task, config)
+        if task.kind == "rank" and task.metric != "accuracy" and option_scoring(task, config) == "generate":
+            raise ValueError(f"task {task.name!r} is scored by {task.metric}, which needs the candidates' "
+                             "likelihoods: use --option-scoring sum or mean")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if judge is None and any(t.kind == "judge" for t in specs):
@@ -417,7 +513,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
                               "quantize": config.quantize, "seed": config.seed,
-                              "option_scoring": config.option_scoring,
+                              "option_scoring": config.option_scoring or "sum",
                               **({"aio": {"rewrites": config.aio_rewrites, "backend": config.aio_backend}}
                                  if config.aio else {})})
     torch.manual_seed(config.seed)
@@ -455,7 +551,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         cost = aio_cost(store.rows(task.name))
         if cost is not None:
             entry["aio"] = cost
-        entry["data"] = str(data)
+        entry.update(data.to_dict())
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         metrics["tasks"][task.name] = entry
     cfg = {k: v for k, v in asdict(config).items() if k not in ("progress", "label", "out")}
@@ -483,7 +579,8 @@ def _statistics(task: EvalTask, items: list[Item], store: PredictionStore, confi
     """Per-metric bootstrap statistics of the task's predictions in ``store`` (`mmlink.eval.intervals`)."""
     rows = {r["id"]: r for r in store.rows(task.name)}
     judgements = read_judgements(Path(config.out) / "judgements.jsonl", task.name) if task.kind == "judge" else None
-    return task_statistics(task.kind, items, rows, config.tokenize, judgements)
+    return task_statistics(task.kind, items, rows, config.tokenize, judgements, metric=task.metric,
+                           scoring=option_scoring(task, config))
 
 
 def _claim(path: Path, run: dict) -> None:

@@ -8,6 +8,9 @@ metric, computed the same way, as the harness reports:
   fact precision and recall (when the items carry their scene graphs): Σ correct / Σ mentioned facts and
   Σ recalled / Σ reference facts over the items, as `mmlink.eval.facts.fact_metrics` pools them;
 * rank / pair_match — accuracy: the mean of per-sample 0/1 (a pair-match sample is right only when both items are);
+  rank scored by retrieval: MRR and R@k as means of per-item reciprocal ranks and 0/1 hits, mean rank; by auc:
+  the AUC of the per-item score margins (`mmlink.eval.closed`), and accuracy;
+* vqa — VQA accuracy: the mean of per-item accuracies;
 * judge — mean rating over the rated items: Σ rating / Σ rated, so failed items stay out of the mean as in the
   report while every item is resampled.
 
@@ -25,6 +28,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from mmlink.eval.bootstrap import (
     Statistic,
+    auc_statistic,
     bleu_statistic,
     interval,
     mean_statistic,
@@ -54,12 +58,29 @@ def _fact_statistics(items: Sequence[Any], rows: Mapping[str, dict]) -> dict[str
 
 
 def task_statistics(kind: str, items: Sequence[Any], rows: Mapping[str, dict], tokenize: str = "simple",
-                    judgements: Optional[Mapping[str, Optional[float]]] = None) -> dict[str, Statistic]:
+                    judgements: Optional[Mapping[str, Optional[float]]] = None, metric: str = "accuracy",
+                    scoring: str = "sum") -> dict[str, Statistic]:
     """Per metric, the `Statistic` of one task's predictions.
 
     kind: the task's kind; items: its `mmlink.eval.tasks.Item`s; rows: ``{item id: prediction row}`` as the
-    harness stores them; judgements (judge tasks): ``{item id: rating, or None when the judge failed}``.
+    harness stores them; judgements (judge tasks): ``{item id: rating, or None when the judge failed}``;
+    metric, scoring: a rank task's `EvalTask.metric` and its option scoring.
     """
+    if kind == "vqa":
+        from mmlink.eval.closed import vqa_scores
+
+        ordered = sorted(items, key=lambda it: str(it.id))
+        return {"VQA accuracy": mean_statistic(vqa_scores(ordered, rows))}
+    if kind == "rank" and metric != "accuracy":
+        from mmlink.eval.closed import margins, retrieval_rows
+
+        ordered = sorted(items, key=lambda it: str(it.id))
+        if metric == "retrieval":
+            return {m: mean_statistic(v, scale=1.0 if m == "mean rank" else 100.0)
+                    for m, v in retrieval_rows(ordered, rows, scoring).items()}
+        margin, labels = margins(ordered, rows, scoring)
+        return {"AUC": auc_statistic(margin, labels),
+                "accuracy": mean_statistic([float(bool(rows[it.id]["correct"])) for it in ordered])}
     if kind == "generate":
         from mmlink.eval.metrics import per_item_scores
 

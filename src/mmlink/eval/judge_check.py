@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmlink.eval.bootstrap import auc
 from mmlink.eval.judge import JUDGE_MAX_NEW_TOKENS, MAX_RATING, PROMPT_VERSION, Judge, check_path, default_cache_dir
 from mmlink.textllm import SPEC_FORMS, TextLLMSettings, make_backend
 
@@ -93,19 +94,6 @@ class CheckItem:
 
 
 # --------------------------------------------------------------------------- AUC
-
-
-def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
-    """P(a positive rates above a negative) + ½ P(tie): the Mann-Whitney U over |pos|·|neg|, from average ranks.
-    None when either side is empty."""
-    pos, neg = np.asarray(positives, dtype=float), np.asarray(negatives, dtype=float)
-    if not len(pos) or not len(neg):
-        return None
-    values, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    ranks = (ends - counts + 1 + ends) / 2.0  # the average rank of each distinct value: ties share it
-    rank_sum = ranks[inverse[: len(pos)]].sum()
-    return float((rank_sum - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
 
 
 def bootstrap_auc(ratings: dict[str, list[float | None]], kinds: Sequence[str], resamples: int,

@@ -382,11 +382,23 @@ def _judge_lines(tasks: dict[str, dict]) -> list[str]:
 
 
 def _other_lines(tasks: dict[str, dict]) -> list[str]:
-    rows = []
+    """VQA accuracy, retrieval (MRR, R@k) and AUC tasks: one row per task, its blind control and intervals below."""
+    rows, notes = [], []
     for name, t in tasks.items():
         m = t.get("metrics") or {}
-        rows.append([name, str(t.get("kind") or MISSING), _n(t), ", ".join(f"{k} {_fmt(v)}" for k, v in m.items())])
-    return ["## Other tasks", "", *markdown_table(["Task", "Kind", "n", "Metrics"], rows, text_cols=(0, 1, 3)), ""]
+        chance = _fmt_chance(t.get("chance"))
+        scoring = f"; candidates scored by {_scoring_text(t['scoring'])}" if t.get("scoring") else ""
+        rows.append([name, str(t.get("kind") or MISSING), _n(t),
+                     ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()) + (f" (chance {chance})" if chance else "")])
+        if isinstance(t.get(BLIND), dict):
+            notes.append(f"- `{name}` blind: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t[BLIND].items())
+                         + "; gap: " + ", ".join(f"{k} {_signed(v)}" for k, v in (t.get("gap") or {}).items()))
+        interval_lines = _interval_lines(t)
+        if interval_lines or scoring:
+            notes += [f"- `{name}`{scoring}:", *interval_lines]
+    lines = ["## Other tasks (VQA accuracy, retrieval, AUC)", ""]
+    lines += markdown_table(["Task", "Kind", "n", "Metrics"], rows, text_cols=(0, 1, 3))
+    return lines + [""] + (notes + [""] if notes else [])
 
 
 def run_markdown(metrics: dict) -> str:
@@ -405,7 +417,9 @@ def run_markdown(metrics: dict) -> str:
         key = (
             "gen"
             if kind in GENERATION_KINDS
-            else "closed" if kind in CLOSED_KINDS else "judge" if kind in JUDGE_KINDS else "other"
+            # closed-ended tasks scored by accuracy alone share one table; VQA accuracy, retrieval and AUC have theirs
+            else "closed" if kind in CLOSED_KINDS and set(task.get("metrics") or {}) == {"accuracy"}
+            else "judge" if kind in JUDGE_KINDS else "other"
         )
         by_kind[key][name] = task
     lines = _header_lines(metrics) + [""]

@@ -10,9 +10,17 @@ A task is an `EvalTask` (a frozen dataclass). Built-in tasks register below; use
 * ``pair_match`` — two images, two texts (``meta.texts`` ``{"A": …, "B": …}``, ``meta.answer`` ``"1-B, 2-A"``): each
   image is asked which text goes with it; a sample counts as correct only if both are right, so chance is 25 %
   as in CaD-VI's EQBEN/COLA protocol;
-* ``judge``      — free text rated 0–5 by an LLM given the question and the reference (CaD-VI §4, CaD-QA).
+* ``judge``      — free text rated 0–5 by an LLM given the question and the reference (CaD-VI §4, CaD-QA);
+* ``vqa``        — a short free answer scored by the standard VQA accuracy against ``meta.answers`` (the human
+  answers; `mmlink.eval.vqa`: the official answer normalization, min(#humans who said it / 3, 1) averaged over
+  the 10 leave-one-out subsets; one reference answer: exact match after normalization, as GQA scores).
 
-Tasks read the world's generated test sets by default (``world_task``) and any user file in the same format.
+A ``rank`` task's ``metric`` says what its ranking is scored by: ``accuracy`` (the top candidate is the answer),
+``retrieval`` (the answer's rank among the candidates: MRR, R@1/5/10, mean rank — VisDial) or ``auc`` (two
+candidates, the first the positive class: ROC AUC of the score margin, plus accuracy — Hateful Memes).
+
+Tasks read the world's generated test sets by default (``world_task``), a data set as its authors released it
+(``reader``: `mmlink.eval.benchmarks`, from ``--data-root``) or any user file in LLaVA format (``--data``).
 This module is light: no torch import.
 """
 
@@ -20,14 +28,18 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, get_args
 
+from mmlink.eval.options import OPTION_SCORINGS
 from mmlink.registry import Registry
 
-Kind = Literal["generate", "rank", "pair_match", "judge"]
+Kind = Literal["generate", "rank", "pair_match", "judge", "vqa"]
 KINDS: tuple[str, ...] = get_args(Kind)
+RankMetric = Literal["accuracy", "retrieval", "auc"]
+RANK_METRICS: tuple[str, ...] = get_args(RankMetric)
+
 IMAGE_PLACEHOLDER = "<image>"
 
 
@@ -54,6 +66,9 @@ class Item:
 
 
 ItemsHook = Callable[[dict[str, Any]], list[Item]]
+# A released data set's reader: (its directory, the split, a cache directory for images stored inside the data
+# files) -> LLaVA-format records with absolute image paths (`mmlink.eval.benchmarks`).
+Reader = Callable[[Path, str, Path], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,12 @@ class EvalTask:
     chance: Optional[float] = None  # rank/pair_match, percent
     description: str = ""
     items: Optional[ItemsHook] = None  # optional hook: record -> items (default: by kind)
+    reader: Optional[Reader] = None  # the released data set's reader (--data-root); None: no released format
+    splits: tuple[str, ...] = ()  # the reader's splits, its default first
+    metric: RankMetric = "accuracy"  # rank tasks: what the ranking is scored by
+    option_scoring: Optional[str] = None  # closed-ended: the protocol's own scoring (None: --option-scoring's default)
+    layout: str = ""  # the directory layout the reader expects (help and docs)
+    source: str = ""  # where the released format is documented
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -83,6 +104,17 @@ class EvalTask:
             raise ValueError(f"task {self.name!r}: chance must be a percentage in (0, 100), got {self.chance!r}")
         if self.items is not None and not callable(self.items):
             raise ValueError(f"task {self.name!r}: items must be callable (record -> list[Item])")
+        if self.reader is not None and not callable(self.reader):
+            raise ValueError(f"task {self.name!r}: reader must be callable (root, split, cache) -> records")
+        if self.reader is not None and not (isinstance(self.splits, tuple) and self.splits
+                                            and all(isinstance(s, str) and s for s in self.splits)):
+            raise ValueError(f"task {self.name!r}: a reader needs its splits (a non-empty tuple, the default first)")
+        if self.metric not in RANK_METRICS or (self.metric != "accuracy" and self.kind != "rank"):
+            raise ValueError(f"task {self.name!r}: metric must be one of {', '.join(RANK_METRICS)} (other than "
+                             f"accuracy only for rank tasks), got {self.metric!r}")
+        if self.option_scoring is not None and self.option_scoring not in OPTION_SCORINGS:
+            raise ValueError(f"task {self.name!r}: option_scoring must be one of {', '.join(OPTION_SCORINGS)}, "
+                             f"got {self.option_scoring!r}")
         if not self.title:
             object.__setattr__(self, "title", self.name)
 
@@ -154,6 +186,15 @@ def rank_items(record: dict[str, Any]) -> list[Item]:
     return [Item(record["id"], record["id"], record["image"], turns, candidates=list(choices), answer=answer)]
 
 
+def vqa_items(record: dict[str, Any]) -> list[Item]:
+    """A short-answer question: ``meta.answers`` are the human answers (10 in VQAv2/VizWiz/TextVQA, 1 in GQA)."""
+    turns, _ = _split_answer(record)
+    answers = _meta(record, "answers")
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+        raise ValueError(f"record {record['id']!r}: field 'meta.answers' must be a non-empty list of strings")
+    return [Item(record["id"], record["id"], record["image"], turns, refs=list(answers), question=_question(turns))]
+
+
 _PAIR = re.compile(r"\s*1-([AB]),\s*2-([AB])\s*")
 
 
@@ -181,6 +222,7 @@ _BUILDERS: dict[str, ItemsHook] = {
     "rank": rank_items,
     "pair_match": pair_match_items,
     "judge": generate_items,  # answered like generation, then rated
+    "vqa": vqa_items,
 }
 
 
@@ -233,7 +275,7 @@ def load_task_file(path: str | Path) -> list[EvalTask]:
 
 # --------------------------------------------------------------------------------------------- built-in tasks
 
-for _task in (
+_BUILT_IN = (
     EvalTask("caption", "generate", "Captioning", "caption", max_new_tokens=64,
              description="describe one image: place, objects, colours, positions (mini's grounding, fact-scored)"),
     EvalTask("group_caption", "generate", "Group captioning", "group_caption", max_new_tokens=32,
@@ -258,7 +300,29 @@ for _task in (
              description="commonalities-and-differences summary of two images, LLM-judged 0-5 (CaD-VI Table 2)"),
     EvalTask("cad_qa", "judge", "CaD-QA", "cad_qa", default_n=50, max_new_tokens=64,
              description="open questions on what two images share or not, LLM-judged 0-5 (CaD-VI Table 2)"),
-):
-    register(_task)
+)
+# What a released data set's reader adds to a built-in task of the same name (BISON, NLVR2, CaD-QA, ...).
+READER_FIELDS = ("reader", "splits", "layout", "source")
 
-__all__ = ["EVAL_TASKS", "EvalTask", "Item", "KINDS", "load_task_file", "register", "task_from_dict"]
+
+def _register_built_in() -> None:
+    from mmlink.eval.benchmarks import TASKS as released  # the readers import nothing from this module
+
+    world = {t.name: t for t in _BUILT_IN}
+    for spec in released:
+        base = world.get(spec["name"])
+        if base is None:
+            register(EvalTask(**spec))
+        elif spec.get("kind", base.kind) != base.kind:
+            raise ValueError(f"released-data task {spec['name']!r}: kind {spec['kind']!r} differs from the "
+                             f"built-in task's {base.kind!r}")
+        else:
+            world[base.name] = replace(base, **{k: spec[k] for k in READER_FIELDS if k in spec})
+    for task in world.values():
+        register(task)
+
+
+_register_built_in()
+
+__all__ = ["EVAL_TASKS", "EvalTask", "Item", "KINDS", "RANK_METRICS", "Reader", "load_task_file", "register",
+           "task_from_dict"]
