@@ -150,3 +150,22 @@ def test_import_is_light():
     code = "import sys, mmlink.runtime; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_resolve_device_checks_the_name_and_the_machine(monkeypatch):
+    import torch
+
+    from mmlink.runtime import resolve_device
+
+    assert resolve_device("cpu") == "cpu" and resolve_device(" CPU ") == "cpu"
+    with pytest.raises(ValueError, match="--device 'gpu': use cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == "cpu"
+    with pytest.raises(ValueError, match="--device cuda: CUDA is not available on this machine"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device(None) == "cuda" and resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(ValueError, match="has 1 CUDA device"):
+        resolve_device("cuda:1")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink import __version__
-from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES, QUANTIZE_SCHEMES
+from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, QUANTIZE_SCHEMES
 
 QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
                  "or int4 (groups of 32, GGUF Q4_1's layout): 4x / 8x fewer weight bytes per decoded token")
@@ -81,6 +81,7 @@ examples:
         help="override the checkpoint's SAM variant (none = plain InstructBLIP)",
     )
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.add_argument("--optimize-instruction", action="store_true",
@@ -114,7 +115,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     elif args.aio_rewrites != 1 or args.aio_backend:
         raise ValueError("--aio-rewrites and --aio-backend need --optimize-instruction")
     out = run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode,
-              quantize=args.quantize, fast_greedy=not args.plain_generate, aio=aio)
+              quantize=args.quantize, fast_greedy=not args.plain_generate, aio=aio, device=args.device)
     if aio is not None:
         out, steps = out
         for cand, ias in zip(steps.candidates, steps.ias):
@@ -522,8 +523,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
     p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
                    help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
+    p.add_argument("--min-cider-set", type=int, default=10, metavar="N",
+                   help="generation tasks with fewer items (a --limit smoke run) report CIDEr as null with the reason "
+                        "instead of a meaningless number: its IDF is computed over the evaluated items (default 10; "
+                        "0: always compute it)")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto",
                    help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
     p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
@@ -565,7 +571,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         out=args.out, data=data, data_root=roots, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
         batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
         max_new_tokens=args.max_new_tokens,
-        tokenize=args.tokenize, dtype=args.dtype, quantize=args.quantize, fast_greedy=not args.plain_generate,
+        tokenize=args.tokenize, min_cider_set=args.min_cider_set, dtype=args.dtype, device=args.device, quantize=args.quantize,
+        fast_greedy=not args.plain_generate,
         image_size=args.image_size, sam_mode=args.sam_mode,
         label=args.label, progress=not args.no_progress, aio=args.aio, aio_rewrites=args.aio_rewrites,
         aio_backend=args.aio_backend, judge_backend=args.judge_backend,

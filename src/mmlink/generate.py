@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
-from mmlink.runtime import choose_dtype
+from mmlink.runtime import choose_dtype, resolve_device
 
 if TYPE_CHECKING:
     from mmlink.aio import AioResult
@@ -76,12 +76,14 @@ def run(
     quantize: str = "none",
     fast_greedy: bool = True,
     aio=None,
+    device: str | None = None,
 ) -> str | tuple[str, "AioResult"]:
     """Load ``model`` (preset or directory) and answer ``prompt`` about ``images`` (file paths).
 
     ``dtype``: see `mmlink.runtime.choose_dtype` (``auto``: bfloat16 where the hardware computes it natively).
     ``aio``: an `mmlink.aio.AioSettings` — optimize the instruction first (VisLingInstruct's AIO) and return
-    ``(answer, AioResult)``."""
+    ``(answer, AioResult)``. ``device``: cpu, cuda, cuda:N (`mmlink.runtime.resolve_device`; None: cuda when
+    available)."""
     from mmlink.models import load
     from mmlink.models.decoding import ready_for_inference
 
@@ -93,12 +95,11 @@ def run(
         from mmlink.aio import split_prompt
 
         split_prompt(prompt)  # a prompt with no instruction fails before the model is loaded
-    choice = choose_dtype(dtype)  # unknown names fail before the model is loaded
+    device = resolve_device(device)  # a bad device and unknown dtype names fail before the model is loaded
+    choice = choose_dtype(dtype, device)
     overrides = {} if sam_mode is None else {"sam_mode": sam_mode}
     m, processor = load(model, **overrides)
-    device = str(next(m.parameters()).device)
-    if device != choice.capabilities.device:
-        choice = choose_dtype(dtype, device)
+    m.to(device)
     ready_for_inference(m, choice.dtype, quantize, fast_greedy)
     paths = [Path(p) for p in images]
     if aio is None:

@@ -108,6 +108,30 @@ class Capabilities:
         )
 
 
+DEVICE_HELP = "torch device: cpu, cuda or cuda:N (default: cuda when available, else cpu)"
+
+
+def resolve_device(name: str | None = None) -> str:
+    """The device a command runs on: ``name`` checked (cpu, cuda, cuda:N) — a device this machine lacks is a
+    one-line error — or, for None, cuda when available, else cpu."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = str(name).strip().lower()
+    if name == "cpu":
+        return name
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ValueError(f"--device {name!r}: use cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); "
+                         "use --device cpu")
+    index = int(name[5:]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return name
+
+
 def _probe(name: str) -> bool:
     # private torch.cpu helpers: absent or failing means "not known to be there"
     import torch
@@ -224,6 +248,6 @@ def choose_mixed_precision(requested: str = "auto", device: str = "cpu",
 
 
 __all__ = [
-    "Capabilities", "DTYPE_HELP", "DTYPE_NAMES", "DtypeChoice", "MIXED_PRECISION_NAMES", "choose_dtype",
-    "choose_mixed_precision",
+    "Capabilities", "DEVICE_HELP", "DTYPE_HELP", "DTYPE_NAMES", "DtypeChoice", "MIXED_PRECISION_NAMES",
+    "choose_dtype", "choose_mixed_precision", "resolve_device",
 ]

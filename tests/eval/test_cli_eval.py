@@ -87,3 +87,23 @@ def test_bench_from_the_command_line(tmp_path, capsys):
     assert result["cpu_capability"] == auto["cpu_capability"]
     printed = capsys.readouterr().out
     assert f"CPU capability {auto['cpu_capability']}" in printed and f"dtype: {auto['reason']}" in printed
+
+
+def test_a_small_smoke_run_finishes_with_cider_null_and_says_why(tmp_path, capsys):
+    out = tmp_path / "smoke"
+    code = main(["eval", "--model", "tiny", "--task", "change_caption", "--limit", "3", "--out", str(out),
+                 "--image-size", "32", "--max-new-tokens", "4", "--no-progress"])
+    assert code == 0
+    entry = json.loads((out / "metrics.json").read_text())["tasks"]["change_caption"]
+    assert entry["metrics"]["CIDEr"] is None and "fewer than --min-cider-set 10" in entry["cider_unreliable"]
+    assert entry["metrics"]["BLEU-4"] is not None
+    assert "CIDEr not reported: 3 item(s)" in (out / "report.md").read_text()
+
+
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["eval", "--model", "tiny", "--task", "bison", "--out", str(tmp_path / "x"), "--device", "cuda"])
+    assert code == 2
+    assert "--device cuda: CUDA is not available" in capsys.readouterr().err

@@ -44,9 +44,9 @@ def _config(tmp_path, world, **kw):
                       progress=False, **kw)
 
 
-def test_every_registered_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
+def test_every_world_task_runs_end_to_end_on_tiny(tiny, tmp_path, world):
     judge = Judge(ScriptedBackend(), tmp_path / "judge-cache")
-    names = EVAL_TASKS.names()
+    names = [n for n in EVAL_TASKS.names() if EVAL_TASKS.get(n).world_task]  # the released sets: tests/eval/benchmarks
     assert {"group_caption", "storytelling", "change_caption", "bison", "svo", "nlvr2", "eqben", "cola",
             "vqa_options", "cad", "cad_qa"} <= set(names)
     metrics = evaluate("tiny", names, _config(tmp_path, world), loaded=tiny, judge=judge)

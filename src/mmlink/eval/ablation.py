@@ -25,7 +25,7 @@ from typing import Sequence
 
 from mmlink.eval.intervals import FACT_PRECISION
 from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, write_comparison
-from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES
+from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES
 
 TASKS = ("group_caption", "storytelling", "change_caption")
 # (preset, +DATA, +BSG, +AA, +LIN) — the columns of SAM Table 2
@@ -43,7 +43,7 @@ CI_METRICS = (*GENERATION_METRICS, FACT_PRECISION)
 
 def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: int = 8, dtype: str = "auto",
                  tasks: Sequence[str] = TASKS, progress: bool = True, models: dict | None = None,
-                 image_size: int = 224, max_new_tokens: int | None = None) -> dict:
+                 image_size: int = 224, max_new_tokens: int | None = None, device: str | None = None) -> dict:
     """Evaluate every row on ``tasks`` into ``out/<preset>``; returns ``{"runs", "paths", "examples", "dtype",
     "differences"}`` (`differences`: each row against `REFERENCE`, with paired bootstrap intervals).
 
@@ -58,7 +58,7 @@ def run_ablation(out: str | Path, limit: int = 30, seed: int = 0, batch_size: in
     for preset, *_ in ROWS:
         config = EvalConfig(out=str(out / preset), data_dir=str(out / "data"), limit=limit, seed=seed,
                             batch_size=batch_size, dtype=dtype, label=preset, progress=progress,
-                            image_size=image_size, max_new_tokens=max_new_tokens)
+                            image_size=image_size, max_new_tokens=max_new_tokens, device=device)
         if progress:
             print(f"== {preset}", flush=True)
         evaluate((models or {}).get(preset, preset), list(tasks), config)
@@ -248,13 +248,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the test sets (default 0)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="answers generated together (default 8)")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     result = run_ablation(args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, device=args.device)
     print(f"\nSAM Table 2 on the embedded world ({args.limit} test samples per task, scores x 100, "
           "pycocoevalcap, simple tokenization)\n")
     if result["dtype"]:

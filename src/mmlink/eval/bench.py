@@ -46,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from mmlink.runtime import DTYPE_HELP, DTYPE_NAMES, choose_dtype
+from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, choose_dtype, resolve_device
 
 # Variant aliases of the command line; the raw sam_mode names are accepted as well.
 ALIASES = {"base": "none", "sam": "bsg_adaptive"}
@@ -430,7 +430,7 @@ def bench(
 
     import torch
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     choice = choose_dtype(dtype, device)
     dtype = choice.name  # the variants and the memory subprocesses all use the resolved dtype
     log(f"dtype {choice.name}: {choice.reason}")
@@ -609,7 +609,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_positive("--warmup", 0), default=1, metavar="N",
                    help="untimed calls per variant first (default 1)")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N",
                    help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,

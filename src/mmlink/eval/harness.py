@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.blind import gap
+from mmlink.eval.metrics import MIN_CIDER_SET
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
 from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
-from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype
+from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype, resolve_device
 
 FORMAT = "mmlink-eval-v1"
 SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer")
@@ -58,7 +59,9 @@ class EvalConfig:
     blind: bool = False  # also answer every item with flat gray images (mmlink.eval.blind) into <out>/blind/
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"
+    min_cider_set: int = MIN_CIDER_SET  # generation tasks with fewer items report CIDEr as null (0: no minimum)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
+    device: Optional[str] = None  # cpu, cuda, cuda:N (None: cuda when available); mmlink.runtime.resolve_device
     quantize: Literal["none", "int8", "int4"] = "none"  # weight-only LLM quantization (mmlink.models.quantize)
     fast_greedy: bool = True  # False: transformers' generate on the model as loaded (no static cache, no packing)
     image_size: int = 224
@@ -79,7 +82,8 @@ class EvalConfig:
     judge_retries: int = 2
 
     def __post_init__(self) -> None:
-        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0), ("aio_rewrites", 1)):
+        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0), ("aio_rewrites", 1),
+                         ("min_cider_set", 0)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
@@ -395,9 +399,14 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
     elif task.kind == "generate":
         from mmlink.eval.metrics import score
 
-        result = score({i: rows[i]["text"] for i in ids}, {it.id: it.refs for it in items}, tokenize=config.tokenize)
+        preds, refs = {i: rows[i]["text"] for i in ids}, {it.id: it.refs for it in items}
+        unreliable = cider_unreliable(refs, config.min_cider_set)
+        result = score(preds, refs, tokenize=config.tokenize, min_cider_set=None,
+                       metrics="bleu4,rougeL" if unreliable else "bleu4,rougeL,cider")
         entry["n"] = result.pop("n")
-        entry["metrics"] = {k: result[k] for k in ("ROUGE-L", "CIDEr", "BLEU-4")}
+        entry["metrics"] = {k: result.get(k) for k in ("ROUGE-L", "CIDEr", "BLEU-4")}  # CIDEr None: not meaningful
+        if unreliable:
+            entry["cider_unreliable"] = unreliable
         entry["tokenize"] = config.tokenize
         _add_world_facts(entry, items, rows)
     elif task.kind in ("rank", "pair_match"):
@@ -426,6 +435,18 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
                           "discrimination": summary.discrimination}
         _add_world_facts(entry, items, rows)  # exact, where a judge is only as good as its measured AUC
     return entry
+
+
+def cider_unreliable(refs: dict[str, list[str]], min_set: int) -> Optional[str]:
+    """Why CIDEr would mean nothing on these items (its IDF is computed over them), or None: fewer than ``min_set``
+    items (0: no minimum), or the same references for every item."""
+    from mmlink.eval.metrics import simple_tokenize
+
+    if min_set and len(refs) < min_set:
+        return f"{len(refs)} item(s), fewer than --min-cider-set {min_set}: CIDEr's IDF needs a whole set"
+    if len({tuple(sorted(simple_tokenize(r) for r in v)) for v in refs.values()}) < 2:
+        return "every item has the same references: every n-gram's IDF is 0"
+    return None
 
 
 def _add_world_facts(entry: dict, items: list[Item], rows: dict) -> None:
@@ -501,8 +522,10 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     from mmlink.models.decoding import ready_for_inference
 
     if loaded is None:
+        device = resolve_device(config.device)
         overrides = {} if config.sam_mode is None else {"sam_mode": config.sam_mode}
         net, processor = load(model, **overrides)
+        net.to(device)
     else:
         net, processor = loaded
     choice = choose_dtype(config.dtype, str(next(net.parameters()).device))

@@ -234,7 +234,10 @@ def _generation_lines(label: str, tasks: dict[str, dict]) -> list[str]:
         t = tasks[name]
         extra = f" ({t['group']})" if t.get("group") else ""
         data = f", data `{t['data']}`" if t.get("data") else ""
-        lines.append(f"- `{name}`{extra}: n={_n(t)}{data}")
+        split = f", split {t['split']}" if t.get("split") else ""
+        lines.append(f"- `{name}`{extra}: n={_n(t)}{data}{split}")
+        if t.get("cider_unreliable"):
+            lines.append(f"  - CIDEr not reported: {t['cider_unreliable']}")
         others = {k: v for k, v in (t.get("metrics") or {}).items() if k not in columns}
         if others:
             lines.append("  - other metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in others.items()))

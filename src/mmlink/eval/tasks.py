@@ -199,7 +199,9 @@ _PAIR = re.compile(r"\s*1-([AB]),\s*2-([AB])\s*")
 
 
 def pair_match_items(record: dict[str, Any]) -> list[Item]:
-    """Two items: "which text goes with Image k?" for k = 1, 2 (candidates "A", "B")."""
+    """Two items: "which text goes with Image k?" for k = 1, 2 (candidates "A", "B"). With ``meta.rounds``
+    ``"caption"`` the rounds ask the other way, as CaD-VI's EQBEN/COLA files do: ``meta.round_prompts`` are the
+    questions about image 1's and image 2's caption, each with the options "A. Image 1" / "B. Image 2"."""
     texts, answer = _meta(record, "texts"), _meta(record, "answer")
     match = _PAIR.fullmatch(answer) if isinstance(answer, str) else None
     if not isinstance(texts, dict) or set(texts) != {"A", "B"} or match is None or match[1] == match[2]:
@@ -207,6 +209,15 @@ def pair_match_items(record: dict[str, Any]) -> list[Item]:
                          f"('1-A, 2-B' or '1-B, 2-A') are required, got {texts!r} / {answer!r}")
     if len(record["image"]) != 2:
         raise ValueError(f"record {record['id']!r}: field 'image' must hold 2 images, got {len(record['image'])}")
+    rounds = (record.get("meta") or {}).get("rounds", "image")
+    if rounds == "caption":
+        prompts = _meta(record, "round_prompts")
+        if not (isinstance(prompts, list) and len(prompts) == 2 and all(isinstance(p, str) for p in prompts)):
+            raise ValueError(f"record {record['id']!r}: field 'meta.round_prompts' must hold 2 prompts")
+        return [Item(f"{record['id']}#{k}", record["id"], record["image"], [{"from": "human", "value": p}],
+                     candidates=["A", "B"], answer="AB"[k - 1], part=k) for k, p in enumerate(prompts, 1)]
+    if rounds != "image":
+        raise ValueError(f"record {record['id']!r}: field 'meta.rounds' must be 'image' or 'caption', got {rounds!r}")
     items = []
     for k in (1, 2):
         prompt = (f"Image 1: {IMAGE_PLACEHOLDER}\nImage 2: {IMAGE_PLACEHOLDER}\n"
