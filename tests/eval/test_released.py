@@ -151,3 +151,26 @@ def test_weighted_auc_is_the_mann_whitney_u_and_weights_count_as_repeats():
     repeated = weighted_auc([0.9, 0.9, 0.1, 0.5, 0.5], [1, 1, 0, 1, 0])
     assert weighted_auc([0.9, 0.1, 0.5, 0.5], [1, 0, 1, 0], [2, 1, 1, 1]) == pytest.approx(repeated)
     assert np.isnan(weighted_auc([0.3, 0.4], [1, 1]))
+
+
+def _category_reader(root: Path, split: str, cache: Path) -> list[dict]:
+    ims = sorted(str(p) for p in Path(root).glob("*.png"))
+    return [_record(f"c{i}", [ims[i]], "<image>\nWhich?\n(A) x\n(B) y", "A", choices=["A", "B"],
+                    answer="A" if i % 2 else "B", category="one" if i < 3 else "two") for i in range(4)]
+
+
+if "test_category_released" not in EVAL_TASKS:
+    register(EvalTask("test_category_released", "rank", reader=_category_reader, splits=("test",)))
+
+
+def test_categories_are_scored_each_and_averaged(tmp_path, root, one_thread):
+    metrics = _run(tmp_path, "test_category_released", root)
+    entry = metrics["tasks"]["test_category_released"]
+    rows = {json.loads(line)["id"]: json.loads(line)
+            for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()}
+    one = 100 * np.mean([rows[f"c{i}"]["correct"] for i in range(3)])
+    two = 100 * float(rows["c3"]["correct"])
+    assert entry["by_category"] == {"one": {"n": 3, "accuracy": pytest.approx(one)},
+                                    "two": {"n": 1, "accuracy": pytest.approx(two)}}
+    assert entry["metrics"]["accuracy (category mean)"] == pytest.approx((one + two) / 2)
+    assert "per category: one" in (tmp_path / "run" / "report.md").read_text()

@@ -382,7 +382,9 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         from mmlink.eval.closed import vqa_scores
 
         entry["n"] = len(items)
-        entry["metrics"] = {"VQA accuracy": 100.0 * sum(vqa_scores(items, rows)) / len(items)}
+        per_item = vqa_scores(items, rows)
+        entry["metrics"] = {"VQA accuracy": 100.0 * sum(per_item) / len(items)}
+        _add_categories(entry, items, per_item, "VQA accuracy")
     elif task.kind == "rank" and task.metric != "accuracy":
         from mmlink.eval.bootstrap import weighted_auc
         from mmlink.eval.closed import margins, retrieval_metrics
@@ -415,6 +417,8 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
             by_sample[it.sample] = by_sample.get(it.sample, True) and bool(rows[it.id]["correct"])
         entry["n"] = len(by_sample)
         entry["metrics"] = {"accuracy": 100.0 * sum(by_sample.values()) / len(by_sample)}
+        if task.kind == "rank":
+            _add_categories(entry, items, [float(bool(rows[it.id]["correct"])) for it in items], "accuracy")
         entry["chance"] = task.chance
         entry["scoring"] = scoring
         if scoring == "generate":  # answers naming no option (or several) were counted wrong
@@ -435,6 +439,18 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
                           "discrimination": summary.discrimination}
         _add_world_facts(entry, items, rows)  # exact, where a judge is only as good as its measured AUC
     return entry
+
+
+def _add_categories(entry: dict, items: list[Item], scores: list[float], metric: str) -> None:
+    """Items with categories (a benchmark's subtasks): ``by_category`` {category: {n, metric}}, and the mean over
+    categories as the metric "<metric> (category mean)" — BLINK's and MMIU's headline number."""
+    if not any(it.category for it in items):
+        return
+    groups: dict[str, list[float]] = {}
+    for it, value in zip(items, scores):
+        groups.setdefault(it.category or "(none)", []).append(value)
+    entry["by_category"] = {c: {"n": len(v), metric: 100.0 * sum(v) / len(v)} for c, v in sorted(groups.items())}
+    entry["metrics"][f"{metric} (category mean)"] = sum(c[metric] for c in entry["by_category"].values()) / len(groups)
 
 
 def cider_unreliable(refs: dict[str, list[str]], min_set: int) -> Optional[str]:

@@ -397,6 +397,10 @@ def _other_lines(tasks: dict[str, dict]) -> list[str]:
             notes.append(f"- `{name}` blind: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t[BLIND].items())
                          + "; gap: " + ", ".join(f"{k} {_signed(v)}" for k, v in (t.get("gap") or {}).items()))
         interval_lines = _interval_lines(t)
+        if isinstance(t.get("by_category"), dict):
+            interval_lines.append("  - per category: " + ", ".join(
+                f"{c} {_fmt(next((v for k, v in m.items() if k != 'n'), None))} (n={m.get('n')})"
+                for c, m in t["by_category"].items()))
         if interval_lines or scoring:
             notes += [f"- `{name}`{scoring}:", *interval_lines]
     lines = ["## Other tasks (VQA accuracy, retrieval, AUC)", ""]

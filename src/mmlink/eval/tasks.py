@@ -49,6 +49,7 @@ class Item:
 
     generate/judge: ``refs`` are the reference answers; rank: ``candidates`` and the correct ``answer``.
     ``sample`` is the record id; a pair_match record gives two items (``part`` 1 and 2) that are scored together.
+    ``category``: the record's ``meta.category`` (BLINK's subtask, MuirBench's task, ...), scored separately too.
     ``scenes``: the record's ``meta.scenes`` (one scene-graph dict per image, `mmlink.data.world.scene.scene_to_dict`)
     when it has them, else empty; generated answers are then also scored fact by fact (`mmlink.eval.facts`).
     """
@@ -63,6 +64,7 @@ class Item:
     question: str = ""
     part: int = 0
     scenes: list[dict[str, Any]] = field(default_factory=list)
+    category: str = ""  # the record's ``meta.category`` (a benchmark's subtask): scores are also given per category
 
 
 ItemsHook = Callable[[dict[str, Any]], list[Item]]
@@ -169,11 +171,18 @@ def _scenes(record: dict[str, Any]) -> list[dict[str, Any]]:
     return scenes
 
 
+def _category(record: dict[str, Any]) -> str:
+    value = (record.get("meta") or {}).get("category", "")
+    if not isinstance(value, str):
+        raise ValueError(f"record {record.get('id')!r}: field 'meta.category' must be a string, got {value!r}")
+    return value
+
+
 def generate_items(record: dict[str, Any]) -> list[Item]:
     turns, answer = _split_answer(record)
     refs = (record.get("meta") or {}).get("refs") or [answer]
     return [Item(record["id"], record["id"], record["image"], turns, refs=list(refs), question=_question(turns),
-                 scenes=_scenes(record))]
+                 scenes=_scenes(record), category=_category(record))]
 
 
 def rank_items(record: dict[str, Any]) -> list[Item]:
@@ -183,7 +192,8 @@ def rank_items(record: dict[str, Any]) -> list[Item]:
         raise ValueError(f"record {record['id']!r}: field 'meta.choices' must be a list of >= 2 non-empty strings")
     if answer not in choices:
         raise ValueError(f"record {record['id']!r}: field 'meta.answer' {answer!r} is not one of meta.choices")
-    return [Item(record["id"], record["id"], record["image"], turns, candidates=list(choices), answer=answer)]
+    return [Item(record["id"], record["id"], record["image"], turns, candidates=list(choices), answer=answer,
+                 category=_category(record))]
 
 
 def vqa_items(record: dict[str, Any]) -> list[Item]:
@@ -192,7 +202,8 @@ def vqa_items(record: dict[str, Any]) -> list[Item]:
     answers = _meta(record, "answers")
     if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
         raise ValueError(f"record {record['id']!r}: field 'meta.answers' must be a non-empty list of strings")
-    return [Item(record["id"], record["id"], record["image"], turns, refs=list(answers), question=_question(turns))]
+    return [Item(record["id"], record["id"], record["image"], turns, refs=list(answers), question=_question(turns),
+                 category=_category(record))]
 
 
 _PAIR = re.compile(r"\s*1-([AB]),\s*2-([AB])\s*")
