@@ -382,7 +382,9 @@ def _run_train(args: argparse.Namespace) -> int:
 SCORE_EPILOG = """
 files:
   --pred  JSONL, one {"id": ..., "text": "..."} per line (other fields ignored; empty text allowed, scores 0)
-  --ref   JSONL, one {"id": ..., "refs": ["...", ...]} per line (at least one non-empty reference each)
+  --ref   JSONL, one {"id": ..., "refs": ["...", ...]} per line (at least one non-empty reference each);
+          default: the "refs" of the --pred lines (mmlink eval's predictions.jsonl carries them)
+  --task  only the lines of that task (mmlink eval's predictions.jsonl holds every task of a run)
   Ids are compared as strings (1 and "1" are the same id); both files must have the same ids, each once.
 
 output:
@@ -397,7 +399,8 @@ tokenization:
 
 examples:
   mmlink score --pred pred.jsonl --ref ref.jsonl
-  mmlink score --pred pred.jsonl --ref ref.jsonl --tokenize ptb --metrics bleu4,cider"""
+  mmlink score --pred pred.jsonl --ref ref.jsonl --tokenize ptb --metrics bleu4,cider
+  mmlink score --pred runs/eval/mini/predictions.jsonl --task change_caption"""
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -410,7 +413,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--pred", required=True, metavar="FILE", help="predictions JSONL ({\"id\", \"text\"} lines)")
-    p.add_argument("--ref", required=True, metavar="FILE", help="references JSONL ({\"id\", \"refs\"} lines)")
+    p.add_argument("--ref", metavar="FILE",
+                   help="references JSONL ({\"id\", \"refs\"} lines; default: the refs of the --pred lines)")
+    p.add_argument("--task", metavar="T", help="score only this task's lines (an mmlink eval predictions.jsonl)")
     p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
                    help="simple (SAM's script, default) or ptb (PTB tokenizer, needs java)")
     p.add_argument("--metrics", default="bleu4,rougeL,cider", metavar="LIST",
@@ -429,7 +434,7 @@ def _run_score(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = score_files(args.pred, args.ref, tokenize=args.tokenize, metrics=args.metrics,
-                             min_cider_set=args.min_cider_set if args.min_cider_set > 0 else None)
+                             min_cider_set=args.min_cider_set if args.min_cider_set > 0 else None, task=args.task)
     for w in caught:
         print(f"mmlink score: warning: {w.message}", file=sys.stderr)
     print(json.dumps(result))
@@ -446,6 +451,8 @@ examples:
   mmlink eval --model mini --task group_caption --data group_caption=my/data.jsonl --out runs/eval/mine
   mmlink eval --model /ckpt/instructblip-vicuna-7b --task vist --data-root /data/vist --out runs/eval/vist
   mmlink eval --model /ckpt/llava --task muirbench --task blink --data-root /data --out runs/eval/multi
+  mmlink eval --model mini --task sam,cadvi --limit 50 --out runs/eval/papers --blind
+  mmlink eval --config my_eval.yaml --limit 20      # model, task, out, data_root, ... from the file
 
 outputs in --out: predictions.jsonl (appended per batch; a re-run skips finished items), judgements.jsonl,
 metrics.json (model, settings, config, commit, seed, scores, 95% bootstrap intervals "ci"), report.md (tables in
@@ -497,9 +504,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         epilog=EVAL_EPILOG.format(tasks=tasks),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="preset (tiny, mini) or checkpoint directory")
-    p.add_argument("--task", action="append", required=True, metavar="T", help="task name (repeatable)")
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory (resumable)")
+    p.add_argument("--config", metavar="YAML",
+                   help="settings from a file: keys are this command's long options with '_' for '-' (model, task: "
+                        "[...], out, data_root: {task: dir}, limit, ...); options given on the command line win")
+    p.add_argument("--model", help="preset (tiny, mini) or checkpoint directory (required, here or in --config)")
+    p.add_argument("--task", action="append", default=[], metavar="T",
+                   help="task name, comma list or group (all, sam, cadvi, sam_released, vislinginstruct, "
+                        "multi_image); repeatable; required here or in --config")
+    p.add_argument("--out", metavar="DIR", help="run directory, resumable (required, here or in --config)")
     p.add_argument("--task-file", action="append", default=[], metavar="YAML",
                    help="register extra tasks from a YAML file (EvalTask fields; items: 'module:function' hook)")
     p.add_argument("--data", action="append", type=_data_pair, default=[], metavar="TASK=PATH",
@@ -554,13 +566,49 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-cache", metavar="DIR", help="judge response cache (default $MMLINK_CACHE/judge)")
     p.add_argument("--judge-retries", type=int, default=2, metavar="N",
                    help="re-asks after an unparseable rating before it counts as a failure (default 2)")
+    p.add_argument("--tolerate-judge-failures", action="store_true",
+                   help="report the mean rating over the items the judge could rate; without it, any item the judge "
+                        "fails on (unreachable, no rating) stops the run with the reason")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_eval)
+    p.set_defaults(func=_run_eval, parser=p)
+
+
+def _merge_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill the options not given on the command line from ``--config`` (a YAML mapping of option names)."""
+    import yaml
+
+    if not args.config:
+        return
+    path = Path(args.config)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise FileNotFoundError(f"--config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"--config {path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option names, got {type(data).__name__}")
+    valid = {a.dest for a in parser._actions if a.dest not in ("help", "config", "func")}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise ValueError(f"--config {path}: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    for key, value in data.items():
+        if key in ("data", "data_root") and isinstance(value, dict):  # {task: path} as the TASK=PATH flags give
+            value = [(str(k), str(v)) for k, v in value.items()]
+        if key == "task" and isinstance(value, str):
+            value = [value]
+        if getattr(args, key) == parser.get_default(key):
+            setattr(args, key, value)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from mmlink.eval.harness import EvalConfig, evaluate
     from mmlink.eval.tasks import load_task_file
+
+    _merge_config_file(args, args.parser)
+    missing = [f"--{k}" for k in ("model", "task", "out") if not getattr(args, k)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (on the command line or in --config)")
 
     for path in args.task_file:
         load_task_file(path)
@@ -578,7 +626,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         aio_backend=args.aio_backend, judge_backend=args.judge_backend,
         judge_url=args.judge_url, judge_model=args.judge_model,
         judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
-        judge_retries=args.judge_retries,
+        judge_retries=args.judge_retries, tolerate_judge_failures=args.tolerate_judge_failures,
     )
     metrics = evaluate(args.model, args.task, config)
     print(Path(args.out, "report.md").read_text())

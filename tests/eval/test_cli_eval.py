@@ -52,7 +52,7 @@ def test_eval_then_report_over_two_runs(tmp_path, capsys):
 def test_eval_errors_are_one_line_and_exit_2(tmp_path, capsys):
     code = main(["eval", "--model", "tiny", "--task", "nope", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown eval task 'nope'" in err and "group_caption" in err
+    assert code == 2 and "unknown task 'nope'" in err and "group_caption" in err and "groups: all" in err
     code = main(["eval", "--model", "tiny", "--task", "bison", "--out", str(tmp_path / "x"),
                  "--data", "bison=" + str(tmp_path / "missing.jsonl")])
     assert code == 2 and "missing.jsonl" in capsys.readouterr().err
@@ -107,3 +107,28 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, monkeypatch):
     code = main(["eval", "--model", "tiny", "--task", "bison", "--out", str(tmp_path / "x"), "--device", "cuda"])
     assert code == 2
     assert "--device cuda: CUDA is not available" in capsys.readouterr().err
+
+
+def test_eval_settings_from_a_config_file_and_task_groups(tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"model: tiny\ntask: [sam]\nout: {tmp_path / 'cfg'}\nlimit: 2\nimage_size: 32\n"
+                      "max_new_tokens: 3\nno_progress: true\n")
+    assert main(["eval", "--config", str(config), "--task", "bison,svo"]) == 0  # the command line wins for task
+    tasks = json.loads((tmp_path / "cfg" / "metrics.json").read_text())["tasks"]
+    assert list(tasks) == ["bison", "svo"] and tasks["bison"]["n"] == 2
+    config.write_text("model: tiny\nlimt: 3\n")
+    assert main(["eval", "--config", str(config)]) == 2
+    assert "unknown option(s) ['limt']" in capsys.readouterr().err
+    assert main(["eval", "--model", "tiny", "--out", str(tmp_path / "x")]) == 2
+    assert "--task required" in capsys.readouterr().err
+
+
+def test_task_groups_and_comma_lists_expand_in_order():
+    from mmlink.eval.tasks import expand_tasks
+
+    assert expand_tasks(["sam", "change_caption,bison"]) == ["group_caption", "storytelling", "change_caption",
+                                                              "bison"]
+    assert {"vist", "clevr_change"} <= set(expand_tasks(["sam_released"]))
+    assert expand_tasks(["multi_image"])[:2] == ["muirbench", "blink"]
+    with pytest.raises(ValueError, match="groups: all"):
+        expand_tasks(["nope"])

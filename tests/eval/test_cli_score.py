@@ -135,3 +135,18 @@ def test_subprocess_does_not_import_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert set(result) == {"BLEU-4", "ROUGE-L", "CIDEr", "n"}
+
+
+def test_score_reads_one_task_of_an_eval_predictions_file(tmp_path, capsys):
+    lines = [{"task": "bison", "id": "b0", "sample": "b0", "choice": "1", "answer": "1", "correct": True}]
+    lines += [{"task": "cap", "id": f"c{i}", "text": f"a red ball number {i}", "refs": [f"a red ball {i}", "a ball"]}
+              for i in range(12)]
+    pred = tmp_path / "predictions.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["score", "--pred", str(pred), "--task", "cap"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 12 and result["BLEU-4"] > 0
+    assert main(["score", "--pred", str(pred), "--task", "bison"]) == 2
+    assert "closed-ended answer (a choice, no text)" in capsys.readouterr().err
+    assert main(["score", "--pred", str(pred), "--task", "nope"]) == 2
+    assert "no records of task 'nope'" in capsys.readouterr().err

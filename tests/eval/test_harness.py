@@ -476,3 +476,27 @@ def test_aio_runs_before_answering_and_records_every_step(tiny, tmp_path, world)
         evaluate("tiny", ["bison"], _config(tmp_path, world), loaded=tiny)
     with pytest.raises(ValueError, match="need aio"):
         _config(tmp_path, world, aio_rewrites=2)
+
+
+class DownBackend(TextLLM):
+    """A judge that cannot be reached."""
+
+    name = "down-judge"
+    weak = False
+
+    def complete(self, prompt: str, system: str | None = None) -> str:
+        from mmlink.textllm import TextLLMError
+
+        raise TextLLMError("http://judge/v1 unreachable: connection refused")
+
+
+def test_a_judge_that_fails_stops_the_run_with_its_reason_unless_tolerated(tiny, tmp_path, world):
+    from mmlink.eval.harness import JudgeFailedError
+
+    judge = Judge(DownBackend(), tmp_path / "judge-cache", retries=0)
+    with pytest.raises(JudgeFailedError, match=r"gave no rating for 10 of 10 item\(s\).*connection refused"):
+        evaluate("tiny", ["cad_qa"], _config(tmp_path, world), loaded=tiny, judge=judge)
+    assert len((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()) == 10  # the answers are kept
+    metrics = evaluate("tiny", ["cad_qa"], _config(tmp_path, world, tolerate_judge_failures=True), loaded=tiny,
+                       judge=judge)
+    assert metrics["tasks"]["cad_qa"]["judge"]["failures"] == 10

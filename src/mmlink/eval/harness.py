@@ -35,7 +35,7 @@ from mmlink.eval.blind import gap
 from mmlink.eval.metrics import MIN_CIDER_SET
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
 from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
-from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
+from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, expand_tasks
 from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype, resolve_device
 
 FORMAT = "mmlink-eval-v1"
@@ -80,6 +80,7 @@ class EvalConfig:
     judge_local_model: Optional[str] = None
     judge_cache: Optional[str] = None
     judge_retries: int = 2
+    tolerate_judge_failures: bool = False  # report the mean over the rated items instead of stopping
 
     def __post_init__(self) -> None:
         for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0), ("aio_rewrites", 1),
@@ -431,6 +432,13 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         summary = judge.rate_all([(it.id, it.question, it.refs[0], rows[it.id]["text"]) for it in items],
                                  progress=config.progress)
         _write_judgements(Path(config.out) / "judgements.jsonl", task.name, summary)
+        if summary.failures and not config.tolerate_judge_failures:
+            first = summary.failed_ids[0]
+            raise JudgeFailedError(
+                f"task {task.name}: the judge ({summary.backend}) gave no rating for {summary.failures} of "
+                f"{len(items)} item(s); first, {first}: {summary.results[first].raw[:300]!r}. Every response is in "
+                f"{Path(config.out) / 'judgements.jsonl'}; the answers are kept, so a re-run only asks the judge "
+                "again. --tolerate-judge-failures reports the mean over the rated items instead")
         entry["n"] = len(items)
         entry["metrics"] = {"rating": summary.mean_rating}
         # the judge's measured discrimination (mmlink judge-check) travels with every rating it gave
@@ -439,6 +447,10 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
                           "discrimination": summary.discrimination}
         _add_world_facts(entry, items, rows)  # exact, where a judge is only as good as its measured AUC
     return entry
+
+
+class JudgeFailedError(ValueError):
+    """The judge could not rate some answers (unreachable, or no parseable rating after the retries)."""
 
 
 def _add_categories(entry: dict, items: list[Item], scores: list[float], metric: str) -> None:
@@ -516,7 +528,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     """
     if not tasks:
         raise ValueError("give at least one --task")
-    specs = [EVAL_TASKS.get(t) for t in dict.fromkeys(tasks)]
+    specs = [EVAL_TASKS.get(t) for t in expand_tasks(tasks)]  # groups (sam, cadvi, all, ...) and comma lists
     for flag, given in (("--data", config.data), ("--data-root", config.data_root)):
         unknown = sorted(set(given) - {t.name for t in specs} - {"*"})
         if unknown:

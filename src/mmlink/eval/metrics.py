@@ -290,7 +290,9 @@ def per_item_scores(predictions: Mapping[Any, str], references: Mapping[Any, Seq
     return ItemScores(ids, [float(x) for x in rouge], [float(x) for x in cider], bleu)
 
 
-def _read_jsonl(path: str | os.PathLike, field: str, check) -> dict[str, Any]:
+def _read_jsonl(path: str | os.PathLike, field: str, check, task: str | None = None) -> dict[str, Any]:
+    """``{id: record[field]}``; with ``task``, only the lines whose ``task`` is it (an `mmlink eval` predictions
+    file holds every task of a run)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
@@ -306,6 +308,11 @@ def _read_jsonl(path: str | os.PathLike, field: str, check) -> dict[str, Any]:
                 raise ValueError(f"{p} line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"{p} line {lineno}: expected a JSON object, got {type(rec).__name__}")
+            if task is not None and rec.get("task") != task:
+                continue
+            if field == "text" and field not in rec and "choice" in rec:
+                raise ValueError(f"{p} line {lineno}: a closed-ended answer (a choice, no text): mmlink score scores "
+                                 "generated text; accuracy is in the run's metrics.json")
             for name in ("id", field):
                 if name not in rec:
                     raise ValueError(f"{p} line {lineno}: missing field {name!r}")
@@ -323,7 +330,7 @@ def _read_jsonl(path: str | os.PathLike, field: str, check) -> dict[str, Any]:
             records[sid] = rec[field]
             first_line[sid] = lineno
     if not records:
-        raise ValueError(f"{p}: empty file (no records)")
+        raise ValueError(f"{p}: no records of task {task!r}" if task is not None else f"{p}: empty file (no records)")
     return records
 
 
@@ -344,29 +351,34 @@ def _check_refs(value: Any) -> str | None:
     return None
 
 
-def read_predictions(path: str | os.PathLike) -> dict[str, str]:
+def read_predictions(path: str | os.PathLike, task: str | None = None) -> dict[str, str]:
     """``{id: text}`` from a JSONL file of ``{"id": …, "text": …}`` lines (other fields ignored, blank lines
-    skipped). Errors (ValueError, FileNotFoundError) name the file, the line number and the field."""
-    return _read_jsonl(path, "text", _check_text)
+    skipped; with ``task``, only that task's lines). Errors (ValueError, FileNotFoundError) name the file, the
+    line number and the field."""
+    return _read_jsonl(path, "text", _check_text, task)
 
 
-def read_references(path: str | os.PathLike) -> dict[str, list[str]]:
+def read_references(path: str | os.PathLike, task: str | None = None) -> dict[str, list[str]]:
     """``{id: [text, …]}`` from a JSONL file of ``{"id": …, "refs": [...]}`` lines (other fields ignored, blank
-    lines skipped). Errors (ValueError, FileNotFoundError) name the file, the line number and the field."""
-    return _read_jsonl(path, "refs", _check_refs)
+    lines skipped; with ``task``, only that task's lines). Errors (ValueError, FileNotFoundError) name the file,
+    the line number and the field."""
+    return _read_jsonl(path, "refs", _check_refs, task)
 
 
 def score_files(
     pred_path: str | os.PathLike,
-    ref_path: str | os.PathLike,
+    ref_path: str | os.PathLike | None = None,
     tokenize: str = "simple",
     metrics: str | Iterable[str] = DEFAULT_METRICS,
     min_cider_set: int | None = MIN_CIDER_SET,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """`score` of the predictions JSONL at ``pred_path`` against the references JSONL at ``ref_path``."""
+    """`score` of the predictions JSONL at ``pred_path`` against the references JSONL at ``ref_path`` (None: the
+    ``refs`` of the prediction lines, as `mmlink eval` writes them). ``task``: only that task's lines of both."""
     names = parse_metrics(metrics)  # a bad --metrics fails before reading anything
-    preds = read_predictions(pred_path)
-    refs = read_references(ref_path)
+    preds = read_predictions(pred_path, task)
+    ref_path = pred_path if ref_path is None else ref_path
+    refs = read_references(ref_path, task)
     _check_same_ids(preds, refs, str(pred_path), str(ref_path))
     return score(preds, refs, tokenize=tokenize, metrics=names, min_cider_set=min_cider_set)
 

@@ -30,7 +30,7 @@ import importlib
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, get_args
+from typing import Any, Callable, Literal, Optional, Sequence, get_args
 
 from mmlink.eval.options import OPTION_SCORINGS
 from mmlink.registry import Registry
@@ -346,5 +346,38 @@ def _register_built_in() -> None:
 
 _register_built_in()
 
-__all__ = ["EVAL_TASKS", "EvalTask", "Item", "KINDS", "RANK_METRICS", "Reader", "load_task_file", "register",
-           "task_from_dict"]
+
+def task_groups() -> dict[str, list[str]]:
+    """Names that stand for several tasks in ``--task`` (as lmms-eval's groups): ``all`` = every world task (they
+    need no data); ``sam``, ``cadvi`` = the papers' world tasks (CaD-VI's also read their releases with
+    ``--data-root``); ``sam_released``, ``vislinginstruct``, ``multi_image`` = the released sets of
+    `mmlink.eval.benchmarks` (``--data-root`` needed)."""
+    from mmlink.eval import benchmarks
+
+    world = [n for n in EVAL_TASKS if EVAL_TASKS.get(n).world_task]
+    return {"all": world, "sam": ["group_caption", "storytelling", "change_caption"],
+            "cadvi": ["bison", "svo", "nlvr2", "eqben", "cola", "cad_qa"],
+            "sam_released": [t["name"] for t in benchmarks.sam.TASKS],
+            "vislinginstruct": [t["name"] for t in benchmarks.vislinginstruct.TASKS],
+            "multi_image": [t["name"] for t in benchmarks.multi_image.TASKS]}
+
+
+def expand_tasks(names: Sequence[str]) -> list[str]:
+    """``--task`` values to task names: comma lists split, groups (`task_groups`) expanded, repeats dropped, order
+    kept; an unknown name is an error listing the tasks and the groups."""
+    groups, out = task_groups(), []
+    for value in names:
+        for name in (part.strip() for part in str(value).split(",")):
+            if not name:
+                continue
+            if name in groups:
+                out += groups[name]
+            elif name in EVAL_TASKS:
+                out.append(name)
+            else:
+                raise ValueError(f"unknown task {name!r}; tasks: {', '.join(EVAL_TASKS.names())}; groups: "
+                                 f"{', '.join(f'{g} ({len(m)})' for g, m in groups.items())}")
+    return list(dict.fromkeys(out))
+
+__all__ = ["EVAL_TASKS", "EvalTask", "Item", "KINDS", "RANK_METRICS", "Reader", "expand_tasks", "load_task_file",
+           "register", "task_from_dict", "task_groups"]
