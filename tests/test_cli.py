@@ -146,7 +146,9 @@ def test_max_new_tokens_zero(files, capsys):
 
 @pytest.mark.parametrize(
     "flags, needle",
-    [(["--num-beams", "0"], "num_beams"), (["--sample", "--top-p", "0"], "top_p"), (["--temperature", "0"], "temperature")],
+    [(["--num-beams", "0"], "num_beams"), (["--sample", "--top-p", "0"], "top_p"),
+     (["--sample", "--temperature", "0"], "temperature"), (["--temperature", "0.7"], "apply only when sampling"),
+     (["--top-p", "0.9"], "add --sample")],
 )
 def test_bad_decoding_settings(files, capsys, flags, needle):
     _one_line_error(capsys, _generate(files, *flags), needle)

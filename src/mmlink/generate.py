@@ -37,6 +37,9 @@ class GenerationSettings:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
+            # greedy and beam search ignore both: taking them silently would make a run look sampled
+            raise ValueError("temperature and top_p (--temperature, --top-p) apply only when sampling: add --sample")
 
     def generate_kwargs(self, pad_token_id: int) -> dict:
         kw = dict(

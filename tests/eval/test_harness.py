@@ -500,3 +500,11 @@ def test_a_judge_that_fails_stops_the_run_with_its_reason_unless_tolerated(tiny,
     metrics = evaluate("tiny", ["cad_qa"], _config(tmp_path, world, tolerate_judge_failures=True), loaded=tiny,
                        judge=judge)
     assert metrics["tasks"]["cad_qa"]["judge"]["failures"] == 10
+
+
+def test_a_training_runs_final_directory_is_labelled_by_its_run():
+    from mmlink.eval.harness import model_label
+
+    assert model_label("runs/mini/stage2_base/final") == "stage2_base"
+    assert model_label("runs/x/checkpoints/step-000040") == "x@step-000040"
+    assert model_label("runs/x/merged") == "x@merged" and model_label("mini") == "mini"

@@ -174,3 +174,4 @@ def test_categories_are_scored_each_and_averaged(tmp_path, root, one_thread):
                                     "two": {"n": 1, "accuracy": pytest.approx(two)}}
     assert entry["metrics"]["accuracy (category mean)"] == pytest.approx((one + two) / 2)
     assert "per category: one" in (tmp_path / "run" / "report.md").read_text()
+

@@ -86,3 +86,21 @@ def test_shipped_sweep_files_parse():
         (2, 2), (2, 4), (2, 6), (4, 4), (4, 6), (6, 6)]
     volume = SweepConfig.from_file(root / "mini_volume.yaml")
     assert [p["train_limit"] for p in volume.points()] == [160, 320, 640, 1280]
+
+
+@pytest.mark.parametrize("grid, needle", [
+    ({"lr": [1e-3, "fast"]}, "sweep point lr=fast: lr: expected a number"),
+    ({"sam_guide_layer": [1, 0]}, "SAM layers must be integers >= 1"),
+    ({"sam_guide_layr": [1, 2]}, "unknown override(s) ['sam_guide_layr']"),
+])
+def test_every_point_is_checked_before_the_first_trains(tmp_path, pairs, capsys, grid, needle):
+    sweep = _write_sweep(tmp_path, pairs, grid, "none")
+    assert main(["sweep", "--config", str(sweep), "--no-progress"]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()  # nothing trained, no half-made directory
+
+
+def test_missing_sweep_data_names_the_file_and_how_to_make_it(tmp_path, capsys):
+    sweep = _write_sweep(tmp_path, tmp_path / "nope.jsonl", {"train_limit": [4]}, "volume")
+    assert main(["sweep", "--config", str(sweep), "--no-progress"]) == 2
+    assert "train_data" in capsys.readouterr().err and not (tmp_path / "sweep").exists()

@@ -554,13 +554,18 @@ def _fit(size: tuple[int, int], box: int) -> tuple[int, int]:
 
 
 def describe_tasks(names: Iterable[str] | None = None) -> list[tuple[str, str]]:
-    """(name, first line of the generator's docstring) for every registered task (importing the built-ins)."""
+    """(name, the first sentence of the generator's docstring) for every registered task (importing the
+    built-ins); a sentence that wraps over several docstring lines is joined, never cut."""
+    import re
+
     from mmlink.data.tasks import TASKS
 
     out = []
     for name in names if names is not None else TASKS.names():
-        doc = (TASKS.get(name).__doc__ or "").strip()
-        out.append((name, doc.splitlines()[0].strip() if doc else "(no description)"))
+        paragraph = (TASKS.get(name).__doc__ or "").strip().split("\n\n")[0]
+        text = " ".join(line.strip() for line in paragraph.splitlines())
+        sentence = re.match(r"(.+?[.!?])(?:\s|$)", text)
+        out.append((name, (sentence.group(1) if sentence else text) or "(no description)"))
     return out
 
 

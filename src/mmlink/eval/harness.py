@@ -449,6 +449,17 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
     return entry
 
 
+def model_label(model: str | os.PathLike) -> str:
+    """A report's name for a model: a preset's name, a directory's name — a training run's ``final``/``merged``
+    its run's (``runs/stage2/final`` → ``stage2``), a checkpoint ``run@step-000040``."""
+    path = Path(str(model))
+    if path.name in ("final", "merged") and path.parent.name:
+        return path.parent.name if path.name == "final" else f"{path.parent.name}@merged"
+    if path.name.startswith("step-") and path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name}@{path.name}"
+    return path.name
+
+
 class JudgeFailedError(ValueError):
     """The judge could not rate some answers (unreachable, or no parseable rating after the retries)."""
 
@@ -609,7 +620,7 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     metrics = {
         "format": FORMAT,
         "model": str(model),
-        "label": config.label or Path(str(model)).name,
+        "label": config.label or model_label(model),
         "model_settings": settings,
         "commit": _commit(),
         "seed": config.seed,

@@ -99,11 +99,9 @@ def average_score(metrics: dict) -> float:
     return sum(per_task) / len(per_task)
 
 
-def run_point(config: SweepConfig, point: dict[str, Any], progress: bool = True) -> dict:
-    """Train (or resume, or skip when finished) and evaluate one grid point; returns its metrics.json content."""
-    from mmlink.eval.harness import EvalConfig, evaluate
+def point_config(config: SweepConfig, point: dict[str, Any], progress: bool = True):
+    """The `TrainConfig` of one grid point (validated: a bad grid value fails here, before anything trains)."""
     from mmlink.train.config import TrainConfig, read_config_file
-    from mmlink.train.loop import train
 
     where = Path(config.out) / point_name(point)
     data = {**read_config_file(config.train), **config.train_overrides, "out_dir": str(where / "train")}
@@ -111,7 +109,42 @@ def run_point(config: SweepConfig, point: dict[str, Any], progress: bool = True)
     data.update({k: v for k, v in point.items() if k in TrainConfig.field_names()})
     data["model_overrides"] = {**data.get("model_overrides", {}), **model_fields}
     data.setdefault("progress", progress)
-    tc = TrainConfig.from_dict(data)
+    try:
+        return TrainConfig.from_dict(data)
+    except ValueError as err:
+        raise ValueError(f"sweep point {point_name(point)}: {err}") from None
+
+
+def check_points(config: SweepConfig, progress: bool = True) -> list:
+    """Every point's training config, its data files and its model settings checked before the first point trains:
+    a typo in the grid must not surface after hours of training, nor leave a half-made run directory."""
+    from mmlink.models.loading import check_overrides
+    from mmlink.models.presets import PRESETS
+
+    configs = [point_config(config, p, progress) for p in config.points()]
+    for tc in configs:
+        for key in ("train_data", "val_data"):
+            path = getattr(tc, key)
+            if path and not Path(path).exists():
+                raise FileNotFoundError(f"{config.train}: {key} {path} not found (the mini recipes' data: make "
+                                        "mini-data)")
+        if tc.model not in PRESETS and not Path(tc.model).exists():
+            raise FileNotFoundError(f"{config.train}: model {tc.model} not found (a preset: "
+                                    f"{', '.join(PRESETS.names())}; or train_overrides: {{model: ...}})")
+        check_overrides(tc.model_overrides)
+        layers = [tc.model_overrides.get(k) for k in ("sam_guide_layer", "sam_context_layer")]
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1) for v in layers):
+            raise ValueError(f"sweep point {Path(tc.out_dir).parent.name}: SAM layers must be integers >= 1")
+    return configs
+
+
+def run_point(config: SweepConfig, point: dict[str, Any], progress: bool = True, train_config=None) -> dict:
+    """Train (or resume, or skip when finished) and evaluate one grid point; returns its metrics.json content."""
+    from mmlink.eval.harness import EvalConfig, evaluate
+    from mmlink.train.loop import train
+
+    where = Path(config.out) / point_name(point)
+    tc = train_config or point_config(config, point, progress)
     if not (where / "train" / "train_summary.json").exists():
         resume = any((where / "train" / "checkpoints").glob("step-*"))
         train(tc, resume=resume)
@@ -126,10 +159,10 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
 
     out = Path(config.out)
     results = []
-    for point in config.points():
+    for point, tc in zip(config.points(), check_points(config, progress)):
         if progress:
             print(f"== sweep point {point_name(point)}", flush=True)
-        metrics = run_point(config, point, progress)
+        metrics = run_point(config, point, progress, tc)
         results.append({"point": point, "score": average_score(metrics),
                         "tasks": {t: v["metrics"] for t, v in metrics["tasks"].items()}})
     out.mkdir(parents=True, exist_ok=True)
@@ -170,4 +203,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["SweepConfig", "add_parser", "average_score", "point_name", "run", "run_point", "run_sweep"]
+__all__ = ["SweepConfig", "add_parser", "average_score", "check_points", "point_config", "point_name", "run",
+           "run_point", "run_sweep"]
