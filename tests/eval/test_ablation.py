@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from mmlink.eval.ablation import BASE, REFERENCE, ROWS, SAM, TASKS, difference_table, examples, run_ablation, table
+from mmlink.eval.ablation import (BASE, REFERENCE, ROWS, SAM, TASKS, difference_table, examples, examples_sheet,
+                                  run_ablation, table)
 
 
 def _answer_half_right(predictions: Path) -> None:
@@ -48,6 +50,9 @@ def test_table_rows_and_examples_come_from_the_runs(tmp_path):
         assert p["base"] == rows[p["id"]]["text"] and p["sam"] == sam[p["id"]]["text"]
         assert len(p["images"]) >= 2 and all(Path(i).is_file() for i in p["images"])
     assert result["paths"]["png"].exists() and result["paths"]["csv"].exists()
+    sheet = examples_sheet(picked, out / "examples.png")
+    with Image.open(sheet) as im:  # one block per example: images, prompt, base / SAM / reference
+        assert im.width == 1100 and im.height > 2 * 250
     assert result["dtype"]["name"] == "float32" and result["dtype"]["requested"] == "float32"
     assert "dtype float32 (requested float32)" in result["paths"]["md"].read_text()
 

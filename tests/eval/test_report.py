@@ -446,3 +446,16 @@ def test_run_markdown_shows_fact_precision_and_recall_beside_sams_metrics():
     plain = _table(report.run_markdown(_metrics()), "## Generation tasks")
     assert "fact precision" not in plain[1]
 
+
+
+def test_the_comparison_chart_draws_each_runs_intervals(tmp_path, monkeypatch):
+    import mmlink.eval.plots as plots
+    from mmlink.eval.report import write_comparison
+
+    seen = {}
+    monkeypatch.setattr(plots, "bar_chart", lambda rows, columns, path, title=None, errors=None:
+                        seen.update(errors=errors, title=title) or Path(path))
+    run = {"format": "mmlink-eval-v1", "model": "m", "label": "m", "seed": 0,
+           "tasks": {"bison": {"kind": "rank", "n": 10, "metrics": {"accuracy": 60.0}, "ci": {"accuracy": [30.0, 90.0]}}}}
+    write_comparison([run], tmp_path)
+    assert seen["errors"] == {"m": {"bison/accuracy": [30.0, 90.0]}} and "95% bootstrap" in seen["title"]

@@ -220,6 +220,20 @@ def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
     return picked
 
 
+def examples_sheet(picked: Sequence[dict], path: Path) -> Path:
+    """The side-by-side examples as one PNG a terminal user can open: each item's images, the prompt, the base's
+    and SAM's answers and the reference."""
+    from mmlink.data.synth import make_preview
+
+    records = [{"id": f"{ex['task']} · {ex['id']}", "image": ex["images"],
+                "conversations": [{"from": "human", "value": ex["prompt"]},
+                                  {"from": "gpt", "label": f"base ({BASE})", "value": ex["base"] or "(empty)"},
+                                  {"from": "gpt", "label": f"SAM ({SAM})", "value": ex["sam"] or "(empty)"},
+                                  {"from": "gpt", "label": "reference", "value": ex["reference"]}]}
+               for ex in picked]
+    return make_preview(records, Path(path).parent, path, max_samples=len(records))
+
+
 def print_examples(picked: Sequence[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -266,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
     print(difference_table(result["differences"]))
     print("\nTwo answers side by side, base vs SAM, for the same images:\n")
     print_examples(result["examples"])
+    sheet = examples_sheet(result["examples"], Path(args.out) / "examples.png")
+    print(f"\nexamples with their images: {sheet}")
     print(f"\nplot:  {result['paths']['png']}")
     print(f"table: {result['paths']['md']}  {result['paths']['csv']}")
     print(f"differences: {result['paths']['ablation_md']}  {result['paths']['ablation_csv']}  "
@@ -274,4 +290,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["CI_METRICS", "REFERENCE", "ROWS", "TASKS", "add_parser", "difference_table", "differences", "examples",
-           "run", "run_ablation", "signed_interval", "table", "write_differences"]
+           "examples_sheet", "run", "run_ablation", "signed_interval", "table", "write_differences"]

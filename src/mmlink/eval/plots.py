@@ -122,6 +122,9 @@ def bar_chart(
                 ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
         ax.set_xticks(range(len(tasks)), labels=tasks, rotation=20 if len(tasks) > 4 else 0)
         ax.set_ylabel(metric)
+        if top == 0 and bottom == 0:  # an empty-looking panel is a result, not a drawing fault: say so
+            ax.text(0.5, 0.5, f"every {metric} is 0.00", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=9, color="0.35")
         # Ratings live on a fixed 0-5 scale; other metrics get headroom for the value labels.
         if bottom < 0:  # differences: both directions, and where 0 is
             span = max(1.0, top - bottom)

@@ -631,7 +631,13 @@ def write_comparison(runs: Sequence[dict], out_dir: str | os.PathLike) -> dict[s
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    bar_chart(rows, columns, paths["png"], title=f"Comparison of {len(rows)} run{'s' if len(rows) != 1 else ''}")
+    # each run's bootstrap intervals as error bars (metrics.json "ci"), where it has them
+    errors = {str(row["run"]): {column_key(t, m): b for t, task in run.get("tasks", {}).items()
+                                for m, b in (task.get("ci") or {}).items() if b is not None}
+              for row, run in zip(rows, runs)}
+    title = f"Comparison of {len(rows)} run{'s' if len(rows) != 1 else ''}"
+    bar_chart(rows, columns, paths["png"], title=title + (" (95% bootstrap intervals)" if any(errors.values()) else ""),
+              errors=errors)
     return paths
 
 
