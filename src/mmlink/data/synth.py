@@ -495,7 +495,8 @@ def make_preview(
     width: int = 1100,
     max_samples: int = 6,
 ) -> Path:
-    """A contact sheet: one row per record — its images side by side, then each turn's text wrapped below."""
+    """A contact sheet: one row per record — its images side by side, then each turn's text wrapped below (a turn's
+    ``label``, when it has one, replaces its "Q"/"A" prefix: "base", "SAM", "reference")."""
     from PIL import Image, ImageDraw
 
     from mmlink.data.formats import resolve_image
@@ -515,6 +516,7 @@ def make_preview(
             human = turn["from"] == "human"
             body = _instruction(turn["value"]) if human else turn["value"]
             prefix, max_lines = ("Q: ", 6) if human else ("A: ", 14)
+            prefix = f"{turn['label']}: " if turn.get("label") else prefix
             wrapped = _wrap(scratch, prefix + body, text_font, width - 2 * pad, max_lines)
             text_lines += [("q" if human else "a", ln) for ln in wrapped]
         height = pad + 24 + 18 + thumb + 10 + line_h * len(text_lines) + pad
