@@ -343,6 +343,13 @@ def fmt_gflop(flops: float) -> str:
     return f"{g:.2f}" if g >= 0.1 else f"{g:.4f}"
 
 
+def _mfu(achieved: float, peak: float) -> str:
+    """Achieved / peak; above 100 % the peak was under-measured (a busy CPU during the few timed matmuls, or
+    kernels the square matmuls do not reach), so no share is claimed."""
+    share = 100 * achieved / peak
+    return f"{share:.2f}%" if share <= 100 else f"n/a (peak under-measured: {share:.0f}%)"
+
+
 def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResult], peaks: dict[str, Peak]):
     from rich.table import Table
 
@@ -409,8 +416,8 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
                 fmt_gflop(flops / args.batch_size),
                 fmt_time(t),
                 f"{achieved / 1e9:.2f}{flag}",
-                f"{100 * achieved / bf16.flops_s:.2f}%",
-                f"{100 * achieved / fp32.flops_s:.2f}%",
+                _mfu(achieved, bf16.flops_s),
+                _mfu(achieved, fp32.flops_s),
             )
         util.add_row(
             r.model,
@@ -438,7 +445,9 @@ def print_report(args, machine, steps: list[StepResult], memory: list[MemoryResu
         f"peak: best of {args.peak_repeats} torch.matmul calls per size ({peak_rows})",
         "FLOPs: torch.utils.flop_counter.FlopCounterMode over one step (matmul, conv, attention; forward + the "
         "backward actually run: frozen layers only propagate input gradients, and only downstream of a trainable "
-        "parameter); MFU = FLOPs per step / median step time / bf16 matmul peak",
+        "parameter); MFU = FLOPs per step / median step time / bf16 matmul peak; 'n/a (peak under-measured)' where "
+        "that exceeds 100 %: the matmuls that set the peak ran slower than the step's own (another process on the "
+        "CPU, or too few --peak-repeats); rerun on an idle machine",
     ]
     if memory:
         notes.append(
