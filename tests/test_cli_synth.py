@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -154,3 +155,58 @@ def test_console_script_help(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "tasks:" in proc.stdout and "output layout" in proc.stdout
     assert Path(synth.__file__).is_file()
+
+
+def test_synth_check_on_the_synth_directory(fake, tmp_path, capsys):
+    assert _synth(tmp_path / "set") == 0
+    capsys.readouterr()
+    assert main(["synth-check", str(tmp_path / "set")]) == 0
+    assert f"{tmp_path / 'set' / 'data.jsonl'}: 4 records, 4 valid, 0 skipped" in capsys.readouterr().out
+
+
+def test_synth_check_fails_on_no_records(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for extra in ([], ["--skip-bad"], ["--json"]):
+        _one_line_error(capsys, main(["synth-check", str(empty), *extra]), f"{empty}: no records (the file is empty)")
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "m", "image": ["gone.png"], "conversations": [
+        {"from": "human", "value": "<image> what?"}, {"from": "gpt", "value": "A square."}]}) + "\n" + "{oops\n")
+    _one_line_error(capsys, main(["synth-check", str(bad), "--skip-bad"]),
+                    f"{bad}: no valid records: all 2 skipped (image not found: 1, invalid json: 1)")
+
+    _one_line_error(capsys, main(["synth-check", str(tmp_path / "nothing-here")]), "no such file or directory")
+    (tmp_path / "dir").mkdir()
+    _one_line_error(capsys, main(["synth-check", str(tmp_path / "dir")]), "a directory without data")
+
+
+def test_synth_check_accepts_text_only_and_user_assistant_records(tmp_path, capsys):
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    records = [
+        {"id": "t", "conversations": [{"from": "human", "value": "2 + 2?"}, {"from": "gpt", "value": "4"}]},
+        {"id": "u", "image": "a.png", "conversations": [{"from": "user", "value": "<image> what?"},
+                                                         {"from": "assistant", "value": "A square."}]},
+        {"id": "o", "image": [], "conversations": [{"role": "user", "content": "Hi"},
+                                                   {"role": "assistant", "content": "Hello"}]},
+    ]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["synth-check", str(tmp_path), "--verify-images"]) == 0
+    assert f"{tmp_path / 'mine.jsonl'}: 3 records, 3 valid, 0 skipped" in capsys.readouterr().out
+
+
+def test_synth_check_on_a_saved_dataset(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 90, 0)).save(buf, format="PNG")
+    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
+                                  "conversations": datasets.List({"from": datasets.Value("string"),
+                                                                  "value": datasets.Value("string")})})
+    turns = [{"from": "human", "value": "<image> colour?"}, {"from": "gpt", "value": "green"}]
+    datasets.Dataset.from_dict({"id": ["a", "b"], "image": [{"bytes": buf.getvalue(), "path": None}, None],
+                                "conversations": [turns, [{"from": "human", "value": "Hi"},
+                                                          {"from": "gpt", "value": "Hello"}]]},
+                               features=features).save_to_disk(str(tmp_path / "hf"))
+    assert main(["synth-check", str(tmp_path / "hf"), "--verify-images"]) == 0
+    assert f"{tmp_path / 'hf'}: 2 records, 2 valid, 0 skipped" in capsys.readouterr().out
+    assert len(list((tmp_path / "hf" / ".mmlink-images").glob("*.png"))) == 1

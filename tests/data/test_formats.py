@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from mmlink.data.formats import (
     RecordError,
     dumps_record,
     read_dataset,
+    resolve_data_path,
     to_hf_dataset,
     validate_record,
     write_dataset,
@@ -146,7 +149,9 @@ CASES = {
                               "2 image(s) but 3", "placeholder mismatch"),
     "placeholder in a gpt turn": (_turn(1, "value", "It is <image>."), "'conversations'[1]['value']",
                                   "gpt turn holds 1 <image>", "placeholder mismatch"),
-    "missing image field": (_drop("image"), "'image'", "missing", "missing field"),
+    # no image field / an empty list: a text-only record, which then has two placeholders too many
+    "missing image field": (_drop("image"), "'image'", "0 image(s) but 2 <image> placeholder(s)",
+                            "placeholder mismatch"),
     "missing conversations": (_drop("conversations"), "'conversations'", "missing", "missing field"),
     "missing turn value": (lambda rec: rec["conversations"][1].pop("value"), "'conversations'[1]['value']",
                            "missing", "missing field"),
@@ -162,9 +167,18 @@ CASES = {
     "meta wrong type": (_set("meta", [1, 2]), "'meta'", "expected an object, got list", "wrong type"),
     "task wrong type": (_set("task", 1), "'task'", "expected a string", "wrong type"),
     "empty value": (_turn(1, "value", "  "), "'conversations'[1]['value']", "empty text", "empty value"),
-    "empty image list": (_set("image", []), "'image'", "empty list", "empty value"),
-    "unknown role": (_turn(1, "from", "assistant"), "'conversations'[1]['from']", "must be 'human' or 'gpt'",
+    "empty image list": (_set("image", []), "'image'", "0 image(s) but 2 <image> placeholder(s)",
+                         "placeholder mismatch"),
+    "unknown role": (_turn(1, "from", "system"), "'conversations'[1]['from']", "must be 'human' or 'gpt'",
                      "bad conversation"),
+    "unknown role/content role": (lambda rec: rec["conversations"].__setitem__(
+        1, {"role": "tool", "content": "x"}), "'conversations'[1]['role']", "got 'tool'", "bad conversation"),
+    "content wrong type": (lambda rec: rec["conversations"].__setitem__(
+        1, {"role": "assistant", "content": [{"type": "text", "text": "x"}]}), "'conversations'[1]['content']",
+        "expected a string, got list", "wrong type"),
+    "user/assistant not alternating": (lambda rec: rec["conversations"].__setitem__(
+        1, {"from": "user", "value": "x"}), "'conversations'[1]['from']", "expected 'gpt', got 'user'",
+        "bad conversation"),
     "not alternating": (_turn(1, "from", "human"), "'conversations'[1]['from']",
                         "expected 'gpt', got 'human'", "bad conversation"),
     "starts with gpt": (_turn(0, "from", "gpt"), "'conversations'[0]['from']", "starting with 'human'",
@@ -262,8 +276,8 @@ def test_whole_file_errors(root):
 
 def test_verify_images_decodes(root):
     rec = _record(0, images=("imgs/a.png", "imgs/broken.png"))
-    path = _write_json(root / "data.json", [rec])
-    assert read_dataset(path)[1]["kept"] == 1  # existence only by default
+    path = _write_json(root / "data.json", [rec, _record(1)])
+    assert read_dataset(path)[1]["kept"] == 2  # existence only by default
     with pytest.raises(ValueError, match=r"record 0 \(id 'r0'\): field 'image'\[1\]: unreadable"):
         read_dataset(path, verify_images=True)
     assert read_dataset(path, verify_images=True, skip_bad=True)[1]["reasons"] == {"image unreadable": 1}
@@ -326,3 +340,219 @@ def test_datasets_load_dataset_reads_what_write_dataset_writes(root, tmp_path_fa
     assert ds["id"] == [r["id"] for r in records]
     assert ds["image"][0] == ["imgs/a.png", "imgs/b.png"]
     assert ds["conversations"][3] == records[3]["conversations"]
+
+
+# --------------------------------------------------------------------------------------------- other conventions
+
+
+def _turns(*pairs):
+    return [dict(p) for p in pairs]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_user_assistant_roles_are_normalised(root, suffix):
+    sharegpt = _record(0, conversations=_turns({"from": "user", "value": PROMPT},
+                                               {"from": "assistant", "value": "Both are squares.", "weight": 1}))
+    openai = _record(1, conversations=_turns({"role": "user", "content": PROMPT},
+                                             {"role": "assistant", "content": "Both are squares."},
+                                             {"role": "user", "content": "Which is red?"},
+                                             {"role": "assistant", "content": "Image 1."}))
+    path = root / f"data{suffix}"
+    (_write_json if suffix == ".json" else _write_jsonl)(path, [sharegpt, openai, _record(2)])
+    got, report = read_dataset(path)
+    assert report["kept"] == 3
+    assert got[0]["conversations"] == [{"from": "human", "value": PROMPT},
+                                       {"from": "gpt", "value": "Both are squares.", "weight": 1}]
+    assert [t["from"] for t in got[1]["conversations"]] == ["human", "gpt", "human", "gpt"]
+    assert all(set(t) == {"from", "value"} for t in got[1]["conversations"])
+    assert got[1]["conversations"][3]["value"] == "Image 1."
+    assert got[2] == _record(2)  # LLaVA's own form is untouched
+
+
+def test_text_only_records_are_accepted(root):
+    text = [{"from": "human", "value": "What is 2 + 2?"}, {"from": "gpt", "value": "4."}]
+    no_key = {"id": "t0", "conversations": text}
+    empty = {"id": "t1", "image": [], "conversations": text}
+    null = {"id": "t2", "image": None, "conversations": text}
+    got, report = read_dataset(_write_jsonl(root / "data.jsonl", [no_key, _record(0), empty, null]),
+                               verify_images=True)
+    assert report == {"total": 4, "kept": 4, "skipped": 0, "reasons": {}}
+    assert [r["image"] for r in got] == [[], ["imgs/a.png", "imgs/b.png"], [], []]
+    assert validate_record(no_key) == {**no_key, "image": []}
+
+
+def test_text_only_record_with_a_placeholder_is_an_error(root):
+    rec = {"id": "t", "conversations": [{"from": "human", "value": "<image> what?"}, {"from": "gpt", "value": "x"}]}
+    path = _write_jsonl(root / "data.jsonl", [rec])
+    with pytest.raises(RecordError, match=r"data.jsonl: record 0 \(id 't'\): field 'image': 0 image\(s\) but 1"):
+        read_dataset(path)
+
+
+# --------------------------------------------------------------------------------------------- nothing to read
+
+
+@pytest.mark.parametrize("name, text", [("data.jsonl", ""), ("data.jsonl", "\n  \n"), ("data.json", "[]")])
+def test_an_empty_data_set_is_an_error(root, name, text):
+    path = root / name
+    path.write_text(text)
+    for skip_bad in (False, True):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: no records \(the file is empty\)$"):
+            read_dataset(path, skip_bad=skip_bad)
+
+
+def test_skip_bad_with_every_record_bad_is_an_error(root):
+    records = [_bad(CASES["missing image file"][0]), {**_bad(CASES["value wrong type"][0]), "id": "y"}]
+    path = _write_jsonl(root / "data.jsonl", records)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: no valid records: all 2 skipped "
+                                         r"\(image not found: 1, wrong type: 1\)$"):
+        read_dataset(path, skip_bad=True)
+
+
+# --------------------------------------------------------------------------------------------- directories
+
+
+def test_a_directory_names_its_data_jsonl(root):
+    """What `mmlink synth --out DIR` leaves: data.jsonl, its data.json twin and object-valued JSON beside them."""
+    _write_jsonl(root / "data.jsonl", [_record(0), _record(1)])
+    _write_json(root / "data.json", [_record(0)])
+    (root / "synth.json").write_text(json.dumps({"task": "x"}))
+    (root / "report.json").write_text(json.dumps({"n": 2}))
+    assert resolve_data_path(root) == root / "data.jsonl"
+    got, report = read_dataset(root)
+    assert [r["id"] for r in got] == ["r0", "r1"] and report["kept"] == 2  # images relative to the directory
+    (root / "data.jsonl").unlink()
+    assert resolve_data_path(root) == root / "data.json"
+
+
+@pytest.mark.parametrize("name", ["mine.jsonl", "mine.json"])
+def test_a_directory_with_one_data_file(root, name):
+    path = (_write_jsonl if name.endswith("l") else _write_json)(root / name, [_record(0)])
+    (root / "synth.json").write_text(json.dumps({"task": "x"}))  # an object: not data
+    (root / ".mine.jsonl.123.tmp").write_text("")  # an atomic write's leftover
+    assert resolve_data_path(root) == path
+    assert read_dataset(root)[0] == [_record(0)]
+
+
+def test_a_directory_without_one_data_file_is_an_error(root, tmp_path_factory):
+    at = re.escape(str(root))
+    with pytest.raises(FileNotFoundError, match=rf"^{at}: a directory without data: expected data.jsonl"):
+        resolve_data_path(root)
+    _write_jsonl(root / "a.jsonl", [_record(0)])
+    _write_json(root / "b.json", [_record(1)])
+    with pytest.raises(ValueError, match=rf"^{at}: several data files \(a.jsonl, b.json\) and no data.jsonl"):
+        read_dataset(root)
+    with pytest.raises(FileNotFoundError, match="nope: no such file or directory"):
+        read_dataset(root / "nope")
+
+
+# --------------------------------------------------------------------------------------------- saved 🤗 data sets
+
+
+def _png(colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _embedded_dataset(datasets, rows):
+    features = datasets.Features({
+        "id": datasets.Value("string"),
+        "image": datasets.List(datasets.Image()),
+        "conversations": datasets.List({"from": datasets.Value("string"), "value": datasets.Value("string")}),
+    })
+    return datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
+
+
+def test_saved_dataset_round_trip_of_to_hf_dataset(root, tmp_path_factory):
+    datasets = pytest.importorskip("datasets")
+    records = [_record(i) for i in range(3)]
+    records[1] = {"id": "text", "conversations": _turns({"from": "human", "value": "Hi?"},
+                                                        {"from": "gpt", "value": "Hello."})}
+    saved = tmp_path_factory.mktemp("hf") / "set"
+    to_hf_dataset(records, root).save_to_disk(str(saved))
+    assert resolve_data_path(saved) == saved
+    got, report = read_dataset(saved)
+    assert report == {"total": 3, "kept": 3, "skipped": 0, "reasons": {}}
+    assert got[0]["image"] == [str((root / "imgs" / "a.png").resolve()), str((root / "imgs" / "b.png").resolve())]
+    assert got[0]["meta"] == {"i": 0} and got[1]["image"] == [] and got[1]["meta"] == {}
+    assert got[2]["conversations"] == records[2]["conversations"]
+    assert not (saved / ".mmlink-images").exists()  # paths only: nothing written
+
+
+def test_saved_dataset_with_embedded_images(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    red, blue = _png((200, 0, 0)), _jpeg((0, 0, 200))
+    rows = [
+        {"id": "two", "image": [{"bytes": red, "path": None}, {"bytes": blue, "path": None}],
+         "conversations": [{"from": "user", "value": "<image> and <image>?"},
+                           {"from": "assistant", "value": "Red, blue."}]},
+        {"id": "text", "image": [], "conversations": [{"from": "human", "value": "Hi?"},
+                                                     {"from": "gpt", "value": "Hello."}]},
+        {"id": "again", "image": [{"bytes": red, "path": None}],
+         "conversations": [{"from": "human", "value": "<image> colour?"}, {"from": "gpt", "value": "Red."}]},
+    ]
+    saved = tmp_path / "set"
+    _embedded_dataset(datasets, rows).save_to_disk(str(saved))
+    got, report = read_dataset(saved, verify_images=True)
+    assert report["kept"] == 3
+    cache = (saved / ".mmlink-images").resolve()
+    assert sorted(p.suffix for p in cache.iterdir()) == [".jpg", ".png"]  # the same red image once
+    assert got[0]["image"][0] == got[2]["image"][0] and Path(got[0]["image"][0]).parent == cache
+    assert Path(got[0]["image"][1]).read_bytes() == blue
+    assert got[0]["conversations"][0] == {"from": "human", "value": "<image> and <image>?"}
+    assert got[1]["image"] == []
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert read_dataset(saved)[0] == got
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # written once
+
+    elsewhere = tmp_path / "cache"
+    got, _ = read_dataset(saved, image_cache=elsewhere)
+    assert Path(got[0]["image"][0]).parent == elsewhere.resolve()
+
+
+def test_saved_dataset_in_a_read_only_place_caches_under_mmlink_cache(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    import mmlink.data.formats as formats
+
+    rows = [{"id": "a", "image": [{"bytes": _png((1, 2, 3)), "path": None}],
+             "conversations": [{"from": "human", "value": "<image> ?"}, {"from": "gpt", "value": "x"}]}]
+    saved = tmp_path / "set"
+    _embedded_dataset(datasets, rows).save_to_disk(str(saved))
+    monkeypatch.setenv("MMLINK_CACHE", str(tmp_path / "mmlink"))
+    monkeypatch.setattr(formats, "_writable_dir", lambda path: False)
+    got, _ = read_dataset(saved)
+    assert Path(got[0]["image"][0]).parent == (tmp_path / "mmlink" / "hf-images").resolve()
+
+
+def test_saved_dataset_dict_and_bad_rows(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    good = {"id": "g", "image": [{"bytes": _png((9, 9, 9)), "path": None}],
+            "conversations": [{"from": "human", "value": "<image> ?"}, {"from": "gpt", "value": "grey"}]}
+    broken = {**good, "id": "b", "image": [{"bytes": _png((1, 1, 1)), "path": None},
+                                           {"bytes": b"\x89PNG\r\n\x1a\n not a png", "path": None}]}
+    ds = _embedded_dataset(datasets, [good, broken])
+    one = tmp_path / "one"
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(one))
+    with pytest.raises(RecordError, match=rf"^{re.escape(str(one))}: record 1 \(id 'b'\): field 'image'\[1\]: "
+                                          "unreadable embedded"):
+        read_dataset(one)
+    got, report = read_dataset(one, skip_bad=True)
+    assert [r["id"] for r in got] == ["g"] and report["reasons"] == {"image unreadable": 1}
+
+    two = tmp_path / "two"
+    datasets.DatasetDict({"train": ds, "val": ds.select([0])}).save_to_disk(str(two))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(two))}: a saved DatasetDict with splits train, val; "
+                                         "name one"):
+        read_dataset(two)
+    assert [r["id"] for r in read_dataset(two / "val")[0]] == ["g"]
+
+    empty = tmp_path / "empty"
+    ds.select([]).save_to_disk(str(empty))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(empty))}: no records \(the data set has no rows\)"):
+        read_dataset(empty)

@@ -132,3 +132,14 @@ def test_task_groups_and_comma_lists_expand_in_order():
     assert expand_tasks(["multi_image"])[:2] == ["muirbench", "blink"]
     with pytest.raises(ValueError, match="groups: all"):
         expand_tasks(["nope"])
+
+
+def test_data_may_be_the_directory_mmlink_synth_wrote(tmp_path):
+    from mmlink.data.synth import synthesize
+
+    synthesize("bison", tmp_path / "bison", 3, "test", 0, image_size=32, progress=False)
+    out = tmp_path / "o"
+    assert main(["eval", "--model", "tiny", "--task", "bison", "--data", f"bison={tmp_path / 'bison'}",
+                 "--out", str(out), "--no-progress"]) == 0
+    entry = json.loads((out / "metrics.json").read_text())["tasks"]["bison"]
+    assert entry["n"] == 3 and entry["data"].endswith("data.jsonl")

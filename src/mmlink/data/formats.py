@@ -1,6 +1,7 @@
 """LLaVA-format multi-image datasets: read, validate, write, and hand over to 🤗 ``datasets``.
 
-A record (one line of a ``.jsonl`` file, or one element of a ``.json`` list)::
+A record (one line of a ``.jsonl`` file, one element of a ``.json`` list, or one row of a data set written by
+``datasets``' ``save_to_disk``)::
 
     {"id": "cad-train-s0-000012",
      "image": ["images/cad-train-s0-000012_0.png", "images/cad-train-s0-000012_1.png"],
@@ -9,25 +10,40 @@ A record (one line of a ``.jsonl`` file, or one element of a ``.json`` list)::
      "meta": {...},          # optional: structured labels
      "task": "cad"}          # optional
 
+Where the data is (`resolve_data_path`): a ``.json``/``.jsonl`` file; a directory holding ``data.jsonl`` (what
+``mmlink synth --out DIR`` writes), else ``data.json``, else exactly one ``.jsonl`` or JSON-list ``.json`` file; or a
+``datasets.save_to_disk`` directory (a ``Dataset``, or a ``DatasetDict`` with one split). The rows of a saved data
+set are records as above; their images may be paths (relative to ``image_root``, default the data set's
+directory) or ``datasets.Image`` values: embedded images are written once, under the hash of their bytes, into
+``DIR/.mmlink-images/`` (the cache the eval readers use too), or ``$MMLINK_CACHE/hf-images/`` when ``DIR`` is not
+writable; ``images`` is accepted for ``image`` and a ``meta`` JSON string (what `to_hf_dataset` writes) is parsed.
+
 Rules (checked by `read_dataset`, in this order, first failure wins):
 
 - ``id`` is a non-empty string, unique in the file;
-- ``image`` is a non-empty list of non-empty path strings (a single string is accepted and becomes a list);
+- ``image`` is a list of non-empty path strings (a single string is accepted and becomes a list); a record without
+  ``image`` (or with ``null`` or ``[]``) is text-only, as in LLaVA's instruction mixes;
   relative paths are resolved against ``image_root`` (default: the data file's directory);
 - ``conversations`` is a list of ``{"from": "human"|"gpt", "value": non-empty str}`` turns that alternate,
-  starting with ``human`` and ending with ``gpt``;
+  starting with ``human`` and ending with ``gpt``; ShareGPT/OpenAI turns are read too — ``"from"`` or ``"role"``,
+  ``"value"`` or ``"content"``, roles ``user``/``assistant`` — and normalised to ``from``/``value``,
+  ``human``/``gpt`` (other roles, e.g. ``system``, are errors);
 - the ``<image>`` placeholders across the human turns number exactly ``len(image)``, and gpt turns have none;
 - ``meta`` (if present) is an object, ``task`` (if present) a string;
 - every image file exists (and decodes, with ``verify_images=True``).
 
+A data set with no records, or (``skip_bad``) none left after skipping, is an error too.
+
 Errors name the file, the record index (0-based: ``records[12]`` of a ``.json`` list, the 13th non-blank line of a
-``.jsonl`` file), the id when there is one, and the field, e.g.
+``.jsonl`` file, row 12 of a saved data set), the id when there is one, and the field, e.g.
 ``data.json: record 12 (id 'x'): field 'image'[1]: file not found: imgs/a.png``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -36,6 +52,11 @@ from typing import Any, Iterable
 
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
+# ShareGPT / OpenAI chat names of the two roles; records are normalised to LLaVA's.
+ROLE_ALIASES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt"}
+# In a directory given as the data: the file `mmlink synth` writes first, then its JSON-list twin.
+DATA_FILE_NAMES = ("data.jsonl", "data.json")
+IMAGE_CACHE_DIR = ".mmlink-images"  # beside a saved 🤗 data set; the eval readers' cache has the same name
 
 # Reasons counted in a read report (``report["reasons"]``).
 R_INVALID_JSON = "invalid json"
@@ -74,11 +95,12 @@ def _type_name(value: Any) -> str:
 
 
 def _normalize(record: Any) -> dict[str, Any]:
-    """Check a record's structure (not its files); return a shallow copy with ``image`` as a list (raises `_Bad`)."""
+    """Check a record's structure (not its files); return a shallow copy with ``image`` as a list (empty for a
+    text-only record) and every turn as ``{"from": "human"|"gpt", "value": ...}`` (raises `_Bad`)."""
     if not isinstance(record, dict):
         raise _Bad(None, f"expected a JSON object, got {_type_name(record)}", R_TYPE)
     rec = dict(record)
-    for key in ("id", "image", "conversations"):
+    for key in ("id", "conversations"):
         if key not in rec:
             raise _Bad(repr(key), "missing", R_MISSING)
     if not isinstance(rec["id"], str):
@@ -86,13 +108,13 @@ def _normalize(record: Any) -> dict[str, Any]:
     if not rec["id"]:
         raise _Bad("'id'", "empty string", R_EMPTY)
 
-    images = rec["image"]
-    if isinstance(images, str):
+    images = rec.get("image")
+    if images is None:
+        images = []
+    elif isinstance(images, str):
         images = [images]
     if not isinstance(images, list):
         raise _Bad("'image'", f"expected a list of paths (or one path), got {_type_name(images)}", R_TYPE)
-    if not images:
-        raise _Bad("'image'", "empty list", R_EMPTY)
     for k, path in enumerate(images):
         if not isinstance(path, str):
             raise _Bad(f"'image'[{k}]", f"expected a string path, got {_type_name(path)}", R_TYPE)
@@ -107,32 +129,42 @@ def _normalize(record: Any) -> dict[str, Any]:
         raise _Bad("'conversations'", f"needs at least one human and one gpt turn, got {len(turns)} turn(s)",
                    R_CONVERSATION)
     n_placeholders = 0
+    normalized = []
     for t, turn in enumerate(turns):
         where = f"'conversations'[{t}]"
         if not isinstance(turn, dict):
             raise _Bad(where, f"expected an object, got {_type_name(turn)}", R_TYPE)
-        for key in ("from", "value"):
+        # Errors name the keys the record itself uses (LLaVA's from/value unless it has only role/content).
+        role_key = "role" if "role" in turn and "from" not in turn else "from"
+        text_key = "content" if "content" in turn and "value" not in turn else "value"
+        for key in (role_key, text_key):
             if key not in turn:
                 raise _Bad(f"{where}[{key!r}]", "missing", R_MISSING)
             if not isinstance(turn[key], str):
                 raise _Bad(f"{where}[{key!r}]", f"expected a string, got {_type_name(turn[key])}", R_TYPE)
+        role, value = ROLE_ALIASES.get(turn[role_key]), turn[text_key]
         expected = ROLES[t % 2]
-        if turn["from"] not in ROLES:
-            raise _Bad(f"{where}['from']", f"must be 'human' or 'gpt', got {turn['from']!r}", R_CONVERSATION)
-        if turn["from"] != expected:
-            raise _Bad(f"{where}['from']", f"turns must alternate starting with 'human': expected {expected!r}, "
-                       f"got {turn['from']!r}", R_CONVERSATION)
-        if not turn["value"].strip():
-            raise _Bad(f"{where}['value']", "empty text", R_EMPTY)
-        count = turn["value"].count(IMAGE_TOKEN)
-        if turn["from"] == "gpt" and count:
-            raise _Bad(f"{where}['value']", f"a gpt turn holds {count} {IMAGE_TOKEN} placeholder(s)", R_PLACEHOLDERS)
+        if role is None:
+            raise _Bad(f"{where}[{role_key!r}]", f"must be 'human' or 'gpt' (or 'user' / 'assistant'), got "
+                       f"{turn[role_key]!r}", R_CONVERSATION)
+        if role != expected:
+            raise _Bad(f"{where}[{role_key!r}]", f"turns must alternate starting with 'human': expected "
+                       f"{expected!r}, got {turn[role_key]!r}", R_CONVERSATION)
+        if not value.strip():
+            raise _Bad(f"{where}[{text_key!r}]", "empty text", R_EMPTY)
+        count = value.count(IMAGE_TOKEN)
+        if role == "gpt" and count:
+            raise _Bad(f"{where}[{text_key!r}]", f"a gpt turn holds {count} {IMAGE_TOKEN} placeholder(s)",
+                       R_PLACEHOLDERS)
         n_placeholders += count
-    if turns[-1]["from"] != "gpt":
+        extra = {k: v for k, v in turn.items() if k not in ("from", "value", "role", "content")}
+        normalized.append({"from": role, "value": value, **extra})
+    if normalized[-1]["from"] != "gpt":
         raise _Bad(f"'conversations'[{len(turns) - 1}]", "the last turn must be a gpt answer", R_CONVERSATION)
     if n_placeholders != len(images):
         raise _Bad("'image'", f"{len(images)} image(s) but {n_placeholders} {IMAGE_TOKEN} placeholder(s) in the "
                    "human turns", R_PLACEHOLDERS)
+    rec["conversations"] = normalized
 
     if "meta" in rec and not isinstance(rec["meta"], dict):
         raise _Bad("'meta'", f"expected an object, got {_type_name(rec['meta'])}", R_TYPE)
@@ -186,8 +218,12 @@ def validate_record(
                           field=bad.field, index=index) from None
 
 
-def _iter_raw(path: Path) -> Iterable[tuple[int, Any, str | None]]:
-    """(index, parsed record or None, json error or None) for every record of a .json or .jsonl file."""
+def _json_error(source: str, index: int, message: str) -> RecordError:
+    return RecordError(f"{source}: record {index} ({message})", reason=R_INVALID_JSON, index=index)
+
+
+def _iter_raw(path: Path) -> Iterable[tuple[int, Any, RecordError | None]]:
+    """(index, parsed record or None, error or None) for every record of a .json or .jsonl file."""
     text = path.read_text(encoding="utf-8-sig")
     suffix = path.suffix.lower()
     as_list = suffix == ".json" or (suffix != ".jsonl" and text.lstrip().startswith("["))
@@ -209,8 +245,192 @@ def _iter_raw(path: Path) -> Iterable[tuple[int, Any, str | None]]:
         try:
             yield index, json.loads(line), None
         except json.JSONDecodeError as err:
-            yield index, None, f"line {lineno}: invalid JSON: {err.msg} (column {err.colno})"
+            yield index, None, _json_error(str(path), index, f"line {lineno}: invalid JSON: {err.msg} "
+                                                             f"(column {err.colno})")
         index += 1
+
+
+# --------------------------------------------------------------------------------------------- where the data is
+
+
+def is_saved_hf_dataset(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    path = Path(path)
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
+
+
+def _is_data_file(path: Path) -> bool:
+    """A ``.jsonl`` file, or a ``.json`` file holding a list (``synth.json``, ``report.json`` are objects)."""
+    if path.name.startswith(".") or not path.is_file():  # hidden: atomic writes' temporary files
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return True
+    if suffix != ".json":
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        head = f.read(4096).lstrip()
+    return head.startswith("[")
+
+
+def resolve_data_path(path: str | os.PathLike[str]) -> Path:
+    """The data source that ``path`` names: a file as it is; a ``datasets.save_to_disk`` directory as it is; another
+    directory → its ``data.jsonl`` (what ``mmlink synth --out DIR`` writes), else its ``data.json``, else its only
+    ``.jsonl`` / JSON-list ``.json`` file. ``FileNotFoundError`` when there is none, ``ValueError`` when several
+    are candidates. Every reader of training/validation data goes through here, so they all accept the same."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a file or directory")
+    if is_saved_hf_dataset(path):
+        return path
+    for name in DATA_FILE_NAMES:
+        if (path / name).is_file():
+            return path / name
+    candidates = sorted(p for p in path.iterdir() if _is_data_file(p))
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise FileNotFoundError(f"{path}: a directory without data: expected data.jsonl, one .jsonl or .json (list) "
+                                "file, or a datasets.save_to_disk directory")
+    names = ", ".join(p.name for p in candidates)
+    raise ValueError(f"{path}: several data files ({names}) and no data.jsonl; name the one to read")
+
+
+def default_image_root(path: str | os.PathLike[str]) -> Path:
+    """Where relative image paths of the data at ``path`` (as `resolve_data_path` returns it) start from: the data
+    file's directory, or a saved data set's own directory."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+# --------------------------------------------------------------------------------------------- saved 🤗 data sets
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def hf_image_cache(dataset_dir: str | os.PathLike[str]) -> Path:
+    """Where the embedded images of the saved data set ``dataset_dir`` are written: ``dataset_dir/.mmlink-images``,
+    or ``$MMLINK_CACHE/hf-images`` (default ``~/.cache/mmlink``) when the data set's directory is read-only."""
+    beside = Path(dataset_dir) / IMAGE_CACHE_DIR
+    if _writable_dir(beside):
+        return beside
+    shared = Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink")) / "hf-images"
+    shared.mkdir(parents=True, exist_ok=True)
+    return shared
+
+
+class _ImageStore:
+    """Writes embedded image bytes to files named by their hash, once (created lazily: a data set of paths writes
+    nothing)."""
+
+    SUFFIXES = {"JPEG": ".jpg", "TIFF": ".tif"}
+
+    def __init__(self, dataset_dir: Path, cache: Path | None):
+        self.dataset_dir, self._dir = dataset_dir, cache
+
+    def path_of(self, value: dict, field: str) -> str:
+        """The path of an ``Image`` value ``{"bytes", "path"}``: its bytes stored, else its own path."""
+        data, own = value.get("bytes"), value.get("path")
+        if not data:
+            if isinstance(own, str) and own:
+                return own
+            raise _Bad(field, "an Image value with neither bytes nor a path", R_EMPTY)
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as img:  # the header only: the format names the file's suffix
+                fmt = img.format or "PNG"
+        except (UnidentifiedImageError, OSError) as err:
+            raise _Bad(field, f"unreadable embedded image: {err}", R_UNREADABLE) from None
+        if self._dir is None:
+            self._dir = hf_image_cache(self.dataset_dir)
+        else:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        target = self._dir / (hashlib.sha256(data).hexdigest()[:32] + self.SUFFIXES.get(fmt, f".{fmt.lower()}"))
+        if not target.is_file():
+            # A unique temp name, then a rename: ranks of a multi-process run may store the same image at once.
+            # No fsync: a lost file is written again on the next read.
+            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        return str(target.resolve())
+
+
+def _from_hf_row(row: dict[str, Any], store: _ImageStore) -> dict[str, Any]:
+    """A saved data set's row → a record for `validate_record` (raises `_Bad` for an embedded image it cannot use).
+
+    Arrow gives every row every column, ``None`` where a record had no value: those keys are dropped, so a missing
+    ``id`` reads as missing and a row without images as text-only."""
+    rec = {k: v for k, v in row.items() if v is not None}
+    if "images" in rec:
+        if "image" in rec:
+            raise _Bad("'images'", "both 'image' and 'images' hold values; keep one column", R_TYPE)
+        rec["image"] = rec.pop("images")
+    images = rec.get("image")
+    if isinstance(images, dict):
+        images = [images]
+    if isinstance(images, list):
+        rec["image"] = [store.path_of(v, f"'image'[{k}]") if isinstance(v, dict) else v
+                        for k, v in enumerate(images)]
+    if isinstance(rec.get("meta"), str):  # to_hf_dataset stores meta as JSON text
+        with contextlib.suppress(json.JSONDecodeError):
+            rec["meta"] = json.loads(rec["meta"])
+    if isinstance(rec.get("conversations"), list):
+        rec["conversations"] = [{k: v for k, v in t.items() if v is not None} if isinstance(t, dict) else t
+                                for t in rec["conversations"]]
+    return rec
+
+
+def _saved_rows(path: Path) -> Iterable[dict[str, Any]]:
+    """The rows of ``datasets.load_from_disk(path)`` (a ``Dataset``, or a ``DatasetDict`` with one split) as Arrow
+    stores them: ``Image`` values stay ``{"bytes", "path"}`` — decoding to PIL only to write the bytes back would be
+    waste, and casting the columns instead would rewrite the whole data set."""
+    import datasets  # imported here: it is slow to import, and most data are .jsonl files
+
+    if (path / "dataset_dict.json").is_file():
+        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits") or []
+        if len(splits) != 1:
+            raise ValueError(f"{path}: a saved DatasetDict with splits {', '.join(splits) or '(none)'}; name one: "
+                             f"{path / (splits[0] if splits else 'SPLIT')}")
+        path = path / splits[0]
+    # datasets cannot load a saved data set of 0 rows (no data file); it has no records either way.
+    if not json.loads((path / "state.json").read_text(encoding="utf-8")).get("_data_files", [None]):
+        return
+    data = datasets.load_from_disk(str(path))
+    for table in data.with_format("arrow").iter(batch_size=256):
+        yield from table.to_pylist()
+
+
+def _iter_saved(path: Path, image_cache: Path | None) -> Iterable[tuple[int, Any, RecordError | None]]:
+    """(index, record, error or None) for every row of a ``save_to_disk`` directory."""
+    store = _ImageStore(path, image_cache)
+    for index, row in enumerate(_saved_rows(path)):
+        try:
+            yield index, _from_hf_row(row, store), None
+        except _Bad as bad:
+            yield index, row, RecordError(f"{_where(str(path), index, row)}: field {bad.field}: {bad.message}",
+                                          reason=bad.reason, field=bad.field, index=index)
+
+
+# --------------------------------------------------------------------------------------------- reading
 
 
 def read_dataset(
@@ -219,31 +439,36 @@ def read_dataset(
     image_root: str | os.PathLike[str] | None = None,
     skip_bad: bool = False,
     verify_images: bool = False,
+    image_cache: str | os.PathLike[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Read and validate a LLaVA-format ``.json`` (list) or ``.jsonl`` dataset.
+    """Read and validate a LLaVA-format ``.json`` (list) or ``.jsonl`` dataset, a directory holding one, or a
+    ``datasets.save_to_disk`` directory (see `resolve_data_path`).
 
-    Returns ``(records, report)``: records normalised (``image`` always a list, paths as written in the file),
+    Returns ``(records, report)``: records normalised (``image`` always a list, empty for text-only records; turns
+    as ``from``/``value`` with ``human``/``gpt``; paths as written in the file, embedded images of a saved data set
+    as absolute paths into ``image_cache``, default `hf_image_cache`),
     ``report = {"total": n, "kept": k, "skipped": s, "reasons": {reason: count}}``. The first bad record raises
     ``ValueError`` naming the file, the record index, its id and the field — unless ``skip_bad``, which drops bad
-    records and counts them by reason. Image paths resolve against ``image_root`` (default: the file's
-    directory); ``verify_images`` also decodes every image with `mmlink.data.images.load_image` (slow).
+    records and counts them by reason. No records at all, or none kept, is a ``ValueError`` either way. Image paths
+    resolve against ``image_root`` (default: `default_image_root`); ``verify_images`` also decodes every image
+    with `mmlink.data.images.load_image` (slow).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    root = Path(image_root) if image_root is not None else path.parent
+    path = resolve_data_path(path)
+    root = Path(image_root) if image_root is not None else default_image_root(path)
     if image_root is not None and not root.is_dir():
         raise FileNotFoundError(f"image root {root}: no such directory")
     source = str(path)
+    saved = path.is_dir()
+    rows = _iter_saved(path, None if image_cache is None else Path(image_cache)) if saved else _iter_raw(path)
     records: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}
     seen: set[str] = set()
     total = 0
-    for index, raw, json_error in _iter_raw(path):
+    for index, raw, error in rows:
         total += 1
         try:
-            if json_error is not None:
-                raise RecordError(f"{source}: record {index} ({json_error})", reason=R_INVALID_JSON, index=index)
+            if error is not None:
+                raise error
             rec = validate_record(raw, index, source=source, image_root=root, verify_images=verify_images)
             if rec["id"] in seen:
                 raise RecordError(f"{_where(source, index, raw)}: field 'id': duplicate of an earlier record",
@@ -255,6 +480,12 @@ def read_dataset(
             continue
         seen.add(rec["id"])
         records.append(rec)
+    # An empty or all-bad data set would "pass" and then train on nothing: refuse it where it is read.
+    if total == 0:
+        raise ValueError(f"{source}: no records ({'the data set has no rows' if saved else 'the file is empty'})")
+    if not records:
+        counts = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        raise ValueError(f"{source}: no valid records: all {total} skipped ({counts})")
     report = {"total": total, "kept": len(records), "skipped": total - len(records), "reasons": reasons}
     return records, report
 
@@ -374,7 +605,7 @@ def to_hf_dataset(records: Iterable[dict[str, Any]], image_root: str | os.PathLi
 
 
 __all__ = [
-    "IMAGE_TOKEN", "RecordError", "atomic_write_bytes", "dumps_record", "fsync_dir", "hf_features",
-    "json_list_bytes", "read_dataset", "resolve_image", "to_hf_dataset", "validate_record",
-    "write_dataset",
+    "IMAGE_TOKEN", "RecordError", "atomic_write_bytes", "default_image_root", "dumps_record", "fsync_dir",
+    "hf_features", "hf_image_cache", "is_saved_hf_dataset", "json_list_bytes", "read_dataset", "resolve_data_path",
+    "resolve_image", "to_hf_dataset", "validate_record", "write_dataset",
 ]  # fmt: skip

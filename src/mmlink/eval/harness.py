@@ -153,10 +153,12 @@ def task_data(task: EvalTask, config: EvalConfig) -> TaskData:
     """The data of ``task``: the user's file (``config.data``), its released data set (``config.data_root``), or
     the world's test set, synthesized if needed."""
     if task.name in config.data:
+        from mmlink.data.formats import resolve_data_path
+
         path = Path(config.data[task.name])
-        if not path.is_file():
-            raise FileNotFoundError(f"--data {task.name}={path}: no such file")
-        return TaskData(path)
+        if not path.exists():
+            raise FileNotFoundError(f"--data {task.name}={path}: no such file or directory")
+        return TaskData(resolve_data_path(path))  # a file, what mmlink synth wrote, or a save_to_disk directory
     root = data_root(task, config)
     if root is not None:
         split = config.split or task.splits[0]
@@ -197,10 +199,11 @@ def task_items(task: EvalTask, data: TaskData | Path, limit: int | None) -> list
         records = task.reader(data.path, data.split, data.cache or data.path / ".mmlink-images")
         source = f"{data.path} ({task.name}, split {data.split})"
     else:
-        from mmlink.data.formats import read_dataset, resolve_image
+        from mmlink.data.formats import default_image_root, read_dataset, resolve_image
 
         records, _ = read_dataset(data.path)
-        records = [{**r, "image": [resolve_image(p, data.path.parent) for p in r["image"]]} for r in records]
+        root = default_image_root(data.path)
+        records = [{**r, "image": [resolve_image(p, root) for p in r["image"]]} for r in records]
         source = str(data.path)
     if limit is not None:
         records = records[:limit]

@@ -55,5 +55,19 @@ class TrainableMixin:
             trainable += p.numel() if p.requires_grad else 0
         return trainable, total
 
+    def text_only_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings ``(B, T, Dl)`` of a batch without any image (text-only records of instruction mixes).
+
+        The vision side does not run (transformers' attention cannot take an empty batch), yet while gradients
+        are recorded every trainable parameter outside the LLM is added in ×0: with a frozen LLM the loss still
+        has a gradient to take (zeros for those parameters), and data-parallel runs see every parameter used."""
+        embeds = self.get_input_embeddings()(input_ids)
+        if not torch.is_grad_enabled():
+            return embeds
+        llm = (self.language_model_prefix, self.lm_head_name)
+        zero = sum((p.reshape(-1)[:1] * 0).sum() for n, p in self.named_parameters()
+                   if p.requires_grad and not n.startswith(llm))
+        return embeds + zero.to(embeds.dtype) if torch.is_tensor(zero) else embeds
+
 
 __all__ = ["TrainableMixin", "image_to_sample", "llm_linears"]

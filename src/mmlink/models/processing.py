@@ -61,6 +61,13 @@ class MultiImageProcessor(ProcessorMixin):
         """The family's image tensors for a batch (every image of every sample, in order)."""
         raise NotImplementedError
 
+    def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """``(n, C, H, W)`` for ``images``; ``(0, C, H, W)`` for none (a text-only batch), with the size and dtype
+        the image processor gives, so models and the training loop get the usual tensor."""
+        if images:
+            return self.image_processor(images, return_tensors="pt")["pixel_values"]
+        return self.image_processor([Image.new("RGB", (8, 8))], return_tensors="pt")["pixel_values"][:0]
+
     # ------------------------------------------------------------------ encoding
 
     def _split(self, sample: Sample, images: Sequence[ImageLike] | None, index: int) -> tuple[list, list]:
@@ -189,7 +196,8 @@ class MultiImageProcessor(ProcessorMixin):
         tokens and padding. A conversation ending with a human turn is a generation prompt (no labels are added
         when no conversation has a gpt turn). For one human + one gpt turn the ids equal
         ``self(prompt, images, targets=answer)``. Encoder-decoder LLMs: the last gpt turn is the target, every
-        earlier turn is prompt.
+        earlier turn is prompt. A conversation may have no image (the text-only records of instruction mixes): its
+        row holds no image token, and a batch without any image has ``pixel_values`` ``(0, C, H, W)``.
 
         ``encode_images=False`` gives the text rows alone (``input_ids``, ``attention_mask``, ``labels``, the same
         as with images): the images are counted and checked against the placeholders but neither loaded nor
@@ -211,8 +219,7 @@ class MultiImageProcessor(ProcessorMixin):
         where = f"conversation {index}"
         if not turns or turns[0].get("from") != "human":
             raise ValueError(f"{where}: must start with a human turn")
-        if not imgs:
-            raise ValueError(f"{where}: no image given; the model needs at least one image per sample")
+        # No image is allowed here (unlike a prompt to `__call__`): instruction mixes hold text-only conversations.
         if len(imgs) > self.max_images:
             raise ValueError(f"{where}: {len(imgs)} images exceed max_images={self.max_images}")
         n_placeholders = sum(t["value"].count(IMAGE_PLACEHOLDER) for t in turns if t.get("from") == "human")
@@ -230,7 +237,7 @@ class MultiImageProcessor(ProcessorMixin):
             prompt_turns, answer = turns, None
         ids: list[int] = []
         labels: list[int] = []
-        if n_placeholders == 0:  # InstructBLIP layout: the images first, then the specials and the text
+        if n_placeholders == 0:  # InstructBLIP layout: the images (if any) first, then the specials and the text
             ids += image_run * len(imgs)
             ids += self._prefix
         else:

@@ -154,7 +154,7 @@ def read_phase1(run: str | os.PathLike[str]):
         raise FileNotFoundError(f"{final}: the Phase-1 model is missing (phase1_run {run})")
     for name in ("train_data", "val_data"):
         path = getattr(config, name)
-        if path is not None and not Path(path).is_file():
+        if path is not None and not Path(path).exists():  # a file, or a directory holding the data
             raise FileNotFoundError(f"{summary_path}: config field {name!r} names {path}, which does not exist (paths "
                                     "resolve from the working directory the Phase-1 run was started in)")
     return config, final
@@ -162,13 +162,13 @@ def read_phase1(run: str | os.PathLike[str]):
 
 def _phase1_records(config, name: str) -> list[dict]:
     """Phase 1's records of ``train_data``/``val_data`` (``train_limit`` applied), images as absolute paths."""
-    from mmlink.data.formats import read_dataset, resolve_image
+    from mmlink.data.formats import default_image_root, read_dataset, resolve_data_path, resolve_image
 
-    path = Path(getattr(config, name))
+    path = resolve_data_path(getattr(config, name))
     records, _ = read_dataset(path, image_root=config.image_root)
     if name == "train_data" and config.train_limit is not None:
         records = records[: config.train_limit]  # what Phase 1 actually trained on
-    root = Path(config.image_root) if config.image_root else path.parent
+    root = Path(config.image_root) if config.image_root else default_image_root(path)
     return [{**r, "image": [resolve_image(p, root) for p in r["image"]]} for r in records]
 
 

@@ -1,6 +1,8 @@
 """Training data: LLaVA-format multi-image records → model batches, and the deterministic batch order.
 
-* `ConversationDataset` — records from `mmlink.data.formats.read_dataset`, image paths resolved; item = record.
+* `ConversationDataset` — records from `mmlink.data.formats.read_dataset` (a file, a directory such as
+  ``mmlink synth``'s output, or a ``datasets.save_to_disk`` directory), image paths resolved; item = record.
+  Text-only records (no images) are kept: the processors encode them without image tokens.
 * `ConversationCollator` — a list of records → one batch via the model's processor
   (`MmlinkQFormerProcessor.encode_conversation`): text right-padded, the images of all samples stacked in
   sample order into ``pixel_values (n_images, C, H, W)`` (samples may hold different numbers of images), one
@@ -20,19 +22,18 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from mmlink.data.formats import read_dataset, resolve_image
+from mmlink.data.formats import default_image_root, read_dataset, resolve_data_path, resolve_image
 
 
 class ConversationDataset(Dataset):
-    """Records of a LLaVA-format ``.json``/``.jsonl`` file, each with ``image`` resolved to absolute paths."""
+    """Records of LLaVA-format data (see `mmlink.data.formats.resolve_data_path` for what ``path`` may be), each
+    with ``image`` resolved to absolute paths. ``self.path`` is the file (or saved data set) actually read."""
 
     def __init__(self, path: str | os.PathLike, image_root: str | os.PathLike | None = None):
-        self.path = Path(path)
+        self.path = resolve_data_path(path)
         records, self.report = read_dataset(self.path, image_root=image_root)
-        root = Path(image_root) if image_root is not None else self.path.parent
+        root = Path(image_root) if image_root is not None else default_image_root(self.path)
         self.records = [{**r, "image": [resolve_image(p, root) for p in r["image"]]} for r in records]
-        if not self.records:
-            raise ValueError(f"{self.path}: no records")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -55,7 +56,7 @@ class ConversationCollator:
         self.for_generation = for_generation
 
     def __call__(self, records: Sequence[dict[str, Any]]):
-        images = [[Path(p) for p in r["image"]] for r in records]
+        images = [[Path(p) for p in r.get("image") or []] for r in records]  # none: a text-only record
         if self.for_generation:
             convs = [prompt_turns(r) for r in records]
             return self.processor.encode_conversation(convs, images, padding_side="left")

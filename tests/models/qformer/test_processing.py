@@ -268,3 +268,25 @@ def test_encode_conversation_without_images_counts_but_does_not_load_them(proces
         processor.encode_conversation([turns], [[missing]], encode_images=False)
     with pytest.raises(ValueError, match="max_images"):
         processor.encode_conversation([turns], [[missing] * 9], encode_images=False)
+
+
+def test_encode_conversation_of_text_only_records(processor):
+    """Instruction mixes hold text-only conversations: no image tokens, no Q-Former row, and a batch without any
+    image still has (0, C, H, W) pixel_values."""
+    text = [{"from": "human", "value": "What is 2 + 2?"}, {"from": "gpt", "value": "4"}]
+    image = [{"from": "human", "value": "<image> colour?"}, {"from": "gpt", "value": "red"}]
+    alone = processor.encode_conversation([text], [[]])
+    assert tuple(alone["pixel_values"].shape[:2]) == (0, 3) and alone["pixel_values"].shape[2:] == \
+        processor(["<image> x"], [[_img(0)]])["pixel_values"].shape[2:]
+    assert alone["qformer_input_ids"].shape[0] == 0 and alone["qformer_attention_mask"].shape[0] == 0
+    assert not bool((alone["input_ids"] == IMG).any())
+    assert alone["input_ids"][0].tolist() == _ids(processor, "", special=True) + _ids(processor, "What is 2 + 2?") \
+        + _ids(processor, "4") + [EOS]
+    assert alone["labels"][0].tolist()[-2:] == _ids(processor, "4") + [EOS]
+
+    mixed = processor.encode_conversation([text, image], [[], [_img(1)]])
+    assert mixed["pixel_values"].shape[0] == 1 and mixed["qformer_input_ids"].shape[0] == 1
+    assert int((mixed["input_ids"][0] == IMG).sum()) == 0 and int((mixed["input_ids"][1] == IMG).sum()) == Q
+    assert mixed["input_ids"][0, : alone["input_ids"].shape[1]].tolist() == alone["input_ids"][0].tolist()
+    with pytest.raises(ValueError, match="no image given"):  # a prompt to generate from still needs one
+        processor("What is 2 + 2?")

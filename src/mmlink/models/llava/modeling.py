@@ -79,6 +79,8 @@ class MmlinkLlavaForConditionalGeneration(TrainableMixin, LlavaForConditionalGen
             raise ValueError("pass exactly one of pixel_values and image_features")
         num_images = (pixel_values if image_features is None else image_features).shape[0]
         self.image_to_sample(input_ids, num_images)  # the placeholders must match the n images
+        if num_images == 0:
+            return self.text_only_embeddings(input_ids)
         if image_features is None:
             image_features = self.encode_images(pixel_values)  # (n, P, Dl)
         else:

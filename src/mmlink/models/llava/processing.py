@@ -53,7 +53,7 @@ class MmlinkLlavaProcessor(MultiImageProcessor):
 
     def _image_inputs(self, encoded: list[_Encoded]) -> dict[str, torch.Tensor]:
         images = [img for e in encoded for img in e.images]
-        return {"pixel_values": self.image_processor(images, return_tensors="pt")["pixel_values"]}  # (n, C, H, W)
+        return {"pixel_values": self._pixel_values(images)}  # (n, C, H, W)
 
 
 __all__ = ["MmlinkLlavaProcessor", "IMAGE_PLACEHOLDER"]

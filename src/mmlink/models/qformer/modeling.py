@@ -282,6 +282,10 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
             raise ValueError("input_ids is required")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        num_images = (pixel_values if image_features is None else image_features).shape[0]
+        if num_images == 0:
+            self.image_to_sample(input_ids, 0)  # a text-only batch must hold no placeholder either
+            return self.text_only_embeddings(input_ids), attention_mask, None, None
         if image_features is None:
             if qformer_input_ids is None:
                 raise ValueError("qformer_input_ids is required with pixel_values")

@@ -69,12 +69,16 @@ class MmlinkQFormerProcessor(MultiImageProcessor):
     def _image_inputs(self, encoded: list[_Encoded]) -> dict[str, torch.Tensor]:
         # One Q-Former row per image, repeating its sample's instruction.
         instructions = [e.instruction for e in encoded for _ in e.images]
+        images = [img for e in encoded for img in e.images]
+        if not images:  # a text-only batch: no Q-Former rows (the tokenizer refuses an empty list)
+            empty = torch.zeros(0, 0, dtype=torch.long)
+            return {"pixel_values": self._pixel_values([]), "qformer_input_ids": empty,
+                    "qformer_attention_mask": empty.clone()}
         q = self.qformer_tokenizer(
             instructions, padding="longest", truncation=True, max_length=self.qformer_max_length, return_tensors="pt"
         )
-        images = [img for e in encoded for img in e.images]
         return {
-            "pixel_values": self.image_processor(images, return_tensors="pt")["pixel_values"],  # (n, C, H, W)
+            "pixel_values": self._pixel_values(images),  # (n, C, H, W)
             "qformer_input_ids": q["input_ids"],  # (n, L)
             "qformer_attention_mask": q["attention_mask"],  # (n, L)
         }
