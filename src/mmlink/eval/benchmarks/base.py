@@ -155,13 +155,13 @@ def hf_rows(root: Path, split: str, layout: str) -> Iterator[tuple[str, int, dic
                                     f"{split!r} (expected layout: {layout})")
         data = datasets.load_dataset("parquet", data_files=[str(p) for p in dict.fromkeys(files)], split="train")
         source = ", ".join(str(p) for p in dict.fromkeys(files))
-    for column, feature in data.features.items():  # keep images as bytes: decoding each to PIL and back is waste
-        if isinstance(feature, datasets.Image):
-            data = data.cast_column(column, datasets.Image(decode=False))
-        elif isinstance(getattr(feature, "feature", None), datasets.Image):  # a list of images
-            data = data.cast_column(column, datasets.List(datasets.Image(decode=False)))
-    for i, row in enumerate(data):
-        yield source, i, row
+    # rows as Arrow stores them: images stay {"bytes", "path"} (decoding to PIL to write the bytes back would be
+    # waste, and casting the columns would write a new copy of the data set into the user's directory)
+    i = 0
+    for table in data.with_format("arrow").iter(batch_size=64):
+        for row in table.to_pylist():
+            yield source, i, row
+            i += 1
 
 
 def record(rid: str, images: Sequence[str], prompt: str, reference: str, **meta: Any) -> dict:
