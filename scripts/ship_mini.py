@@ -44,6 +44,8 @@ def ship(runs: Path, dest: Path, recipe: str = "mini") -> dict:
         summary = json.loads(summary_path.read_text())
         meta = json.loads((run / "final" / DELTA_CONFIG).read_text())
         meta["base"] = base
+        for key in ("base_absolute", "base_fingerprint"):  # where the run's base was: not part of what ships
+            meta.pop(key, None)
         out = dest / name
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "final" / DELTA_WEIGHTS, out / DELTA_WEIGHTS)

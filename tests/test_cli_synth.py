@@ -36,7 +36,7 @@ def cli_fake_render(scene, size=224):
 
 @pytest.fixture
 def fake(monkeypatch):
-    monkeypatch.setitem(TASKS._items, "cli_fake", cli_fake_task)
+    monkeypatch.setitem(TASKS.items, "cli_fake", cli_fake_task)
     monkeypatch.setattr(synth, "_resolve_render", lambda: cli_fake_render)
     monkeypatch.setattr(synth, "_stats_available", lambda: False)
 

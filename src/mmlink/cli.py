@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -166,7 +167,9 @@ class _SynthHelp(argparse.Action):
 
             tasks = describe_tasks()
             width = max((len(name) for name, _ in tasks), default=0)
-            lines = [f"  {name.ljust(width)}  {line}" for name, line in tasks] or ["  (none registered)"]
+            indent = " " * (width + 4)
+            lines = [textwrap.fill(line, 118, initial_indent=f"  {name.ljust(width)}  ", subsequent_indent=indent)
+                     for name, line in tasks] or ["  (none registered)"]
         except Exception as err:  # help must still work when a task module is broken
             lines = [f"  (the task list could not be loaded: {type(err).__name__}: {err})"]
         parser.epilog = "tasks:\n" + "\n".join(lines) + "\n" + SYNTH_EPILOG
@@ -264,17 +267,21 @@ def _run_synth_captions(args: argparse.Namespace) -> int:
 def _add_synth_check(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth-check",
-        help="validate a LLaVA-format multi-image data set (.json or .jsonl)",
-        description="Validate a LLaVA-format multi-image data set: every record has a string id, an image list, "
-        "conversations alternating human/gpt with non-empty values, as many <image> placeholders in the human "
-        "turns as images, and existing image files. Prints a report; the first bad record is an error "
-        "(exit 2) unless --skip-bad.",
+        help="validate a LLaVA-format multi-image data set (.json, .jsonl, a directory holding one, or a saved "
+        "datasets directory)",
+        description="Validate a LLaVA-format multi-image data set: every record has a string id, an image list "
+        "(none: a text-only record), conversations alternating human/gpt (or user/assistant; from/value or "
+        "role/content) with non-empty values, as many <image> placeholders in the human turns as images, and "
+        "existing image files. Prints a report; the first bad record is an error (exit 2) unless --skip-bad; a "
+        "data set with no records, or none valid, is an error either way.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", metavar="FILE", help="data set file (.json list or .jsonl)")
+    p.add_argument("file", metavar="PATH", help="data set: a .json list or .jsonl file; a directory holding "
+                   "data.jsonl (mmlink synth's --out), data.json or exactly one such file; or a directory written "
+                   "by datasets' save_to_disk (embedded images are written once to DIR/.mmlink-images)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad records and count them by reason")
     p.add_argument("--image-root", metavar="DIR", default=None,
-                   help="directory relative image paths start from (default: the file's directory)")
+                   help="directory relative image paths start from (default: the data file's directory)")
     p.add_argument("--verify-images", action="store_true", help="also decode every image (slow)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_run_synth_check)
@@ -283,14 +290,15 @@ def _add_synth_check(sub: argparse._SubParsersAction) -> None:
 def _run_synth_check(args: argparse.Namespace) -> int:
     import json
 
-    from mmlink.data.formats import read_dataset
+    from mmlink.data.formats import read_dataset, resolve_data_path
 
-    _, report = read_dataset(args.file, image_root=args.image_root, skip_bad=args.skip_bad,
+    path = resolve_data_path(args.file)  # a directory names the file it holds; the report says which
+    _, report = read_dataset(path, image_root=args.image_root, skip_bad=args.skip_bad,
                              verify_images=args.verify_images)
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{args.file}: {report['total']} records, {report['kept']} valid, {report['skipped']} skipped")
+    print(f"{path}: {report['total']} records, {report['kept']} valid, {report['skipped']} skipped")
     for reason, count in sorted(report["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {reason}: {count}")
     return 0
@@ -317,7 +325,8 @@ files written under out_dir:
   checkpoints/step-XXXXXX/  trainable.safetensors + mmlink_delta.json (loadable with mmlink.models.load),
                             optimizer.pt, scheduler.pt, rng_rank<r>.pt, trainer_state.json (step, epoch, data
                             position, seed, config); written atomically (temp dir + rename), newest keep_last kept
-  final/                    the trained model, trainable-only (mmlink generate --model OUT/final)
+  final/                    the trained model, trainable-only (mmlink generate --model OUT/final); a
+                            standalone copy: mmlink export OUT/final --out DIR
   tensorboard/              loss, lr, samples/s, grad norm, val loss, generation samples
   samples.jsonl             generation samples (id, prediction, reference) every sample_every steps
   train_summary.json        steps, epochs, time_s, samples_per_s, trainable_params/total_params/trainable_fraction,
@@ -325,7 +334,13 @@ files written under out_dir:
 
 resume:
   --resume continues from the newest complete checkpoint (weights, optimizer, scheduler, RNG, data position) and
-  reaches the same final weights as an uninterrupted run with the same seed.
+  reaches the same final weights as an uninterrupted run with the same seed. Ctrl-C prints the command to resume
+  (exit 130). On a finished run --resume trains nothing; with a larger --max-steps it extends the run from its
+  newest checkpoint (the cosine schedule then ends at the new max_steps).
+
+paths:
+  A relative train_data, val_data, image_root or model in the config file means the config file's directory when
+  it exists there, else the working directory; out_dir and flag values are relative to the working directory.
 
 multi-process (same command; see docs/training.md):
   accelerate launch --config_file configs/accelerate/ddp.yaml -m mmlink.cli train --config run.yaml
@@ -360,16 +375,43 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from mmlink.train.config import TrainConfig, parse_overrides, read_config_file
-    from mmlink.train.loop import train
-
-    settings = read_config_file(args.config) if args.config else {}
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
-    config = TrainConfig.from_dict({**settings, **parse_overrides(given)})
-    summary = train(config, resume=args.resume)
     import os
+    import shlex
 
-    if os.environ.get("RANK", "0") != "0":  # one report per run, from the main process
+    from mmlink.train.config import TrainConfig, parse_overrides
+    from mmlink.train.loop import latest_checkpoint, train
+
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    # A relative path in the config file may mean the file's directory; the flags' values mean the working directory.
+    config = (TrainConfig.from_file(args.config, given) if args.config
+              else TrainConfig.from_dict(parse_overrides(given)))
+    main_process = os.environ.get("RANK", "0") == "0"  # one report per run
+
+    def command(*skip: str) -> str:  # this command line again, for the messages below
+        words = ["mmlink", "train", *(["--config", args.config] if args.config else [])]
+        for key, value in given.items():
+            words += [] if key in skip else [f"--{key.replace('_', '-')}", value]
+        return " ".join(shlex.quote(str(w)) for w in words)
+
+    launcher = " under the same launcher" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+    try:
+        summary = train(config, resume=args.resume)
+    except KeyboardInterrupt:
+        if main_process:
+            latest = latest_checkpoint(config.out_dir)
+            if latest is None:
+                print(f"mmlink train: interrupted before the first checkpoint, nothing to resume; to start again "
+                      f"run{launcher}: {command()}", file=sys.stderr)
+            else:
+                print(f"mmlink train: interrupted; last checkpoint {latest} (step {int(latest.name.split('-')[1])})"
+                      f"; to resume run{launcher}: {command()} --resume", file=sys.stderr)
+        return 130
+    if not main_process:
+        return 0
+    if summary.get("already_finished"):
+        print(f"{config.out_dir}: the run already finished ({summary['steps']} steps, model in "
+              f"{summary['final_dir']}); nothing trained. To train it further raise max_steps: "
+              f"{command('max_steps')} --max-steps N --resume")
         return 0
     print(
         f"trained {summary['steps']} steps in {summary['time_s']:.1f} s ({summary['samples_per_s']:.1f} samples/s); "
@@ -683,6 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
     cadvi.add_parser(sub)  # mmlink cadvi phase2 | annotate | filter | mix | train
     vislinginstruct.add_parser(sub)
     serve_cli.add_parsers(sub)  # mmlink serve, mmlink chat
+    from mmlink.train import export  # mmlink export CKPT --out DIR
+    export.add_parser(sub)
     return parser
 
 

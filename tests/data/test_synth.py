@@ -74,7 +74,7 @@ def fake_render(scene, size=224):
 @pytest.fixture
 def fake(monkeypatch):
     for fn in (fake_task, fake_pixels, fake_buggy):
-        monkeypatch.setitem(TASKS._items, fn.__name__, fn)
+        monkeypatch.setitem(TASKS.items, fn.__name__, fn)
     monkeypatch.setattr(synth, "_resolve_render", lambda: fake_render)
     monkeypatch.setattr(synth, "_stats_available", lambda: False)
     monkeypatch.delenv("MMLINK_TEST_SLOW", raising=False)
@@ -162,7 +162,7 @@ def test_a_generator_may_not_set_meta_scenes(fake, tmp_path, monkeypatch):
         sample.meta["scenes"] = []
         return sample
 
-    monkeypatch.setitem(TASKS._items, "fake_task", claims_scenes)
+    monkeypatch.setitem(TASKS.items, "fake_task", claims_scenes)
     with pytest.raises(ValueError, match="field 'meta.scenes' is reserved"):
         _run(tmp_path / "x", n=1)
 

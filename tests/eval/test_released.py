@@ -10,7 +10,7 @@ from PIL import Image
 from mmlink.eval.bootstrap import auc, weighted_auc
 from mmlink.eval.closed import answer_rank, retrieval_metrics
 from mmlink.eval.harness import EvalConfig, evaluate, task_data
-from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, register
+from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item
 
 
 def _images(root: Path, n: int) -> list[str]:
@@ -48,12 +48,23 @@ def _memes_reader(root: Path, split: str, cache: Path) -> list[dict]:
                     choices=["yes", "no"], answer="yes" if i % 2 else "no") for i in range(4)]
 
 
-for _task in (EvalTask("test_vqa_released", "vqa", reader=_vqa_reader, splits=("val", "test"), max_new_tokens=4),
-              EvalTask("test_retrieval_released", "rank", reader=_rank_reader, splits=("val",), metric="retrieval"),
-              EvalTask("test_auc_released", "rank", reader=_memes_reader, splits=("dev",), metric="auc",
-                       chance=50.0)):
-    if _task.name not in EVAL_TASKS:
-        register(_task)
+def _category_reader(root: Path, split: str, cache: Path) -> list[dict]:
+    ims = sorted(str(p) for p in Path(root).glob("*.png"))
+    return [_record(f"c{i}", [ims[i]], "<image>\nWhich?\n(A) x\n(B) y", "A", choices=["A", "B"],
+                    answer="A" if i % 2 else "B", category="one" if i < 3 else "two") for i in range(4)]
+
+
+TASKS = (EvalTask("test_vqa_released", "vqa", reader=_vqa_reader, splits=("val", "test"), max_new_tokens=4),
+         EvalTask("test_retrieval_released", "rank", reader=_rank_reader, splits=("val",), metric="retrieval"),
+         EvalTask("test_auc_released", "rank", reader=_memes_reader, splits=("dev",), metric="auc", chance=50.0),
+         EvalTask("test_category_released", "rank", reader=_category_reader, splits=("test",)))
+
+
+@pytest.fixture(autouse=True)
+def released_tasks(monkeypatch):
+    """This module's tasks, registered for each test and gone after it."""
+    for task in TASKS:
+        monkeypatch.setitem(EVAL_TASKS.items, task.name, task)
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +164,6 @@ def test_weighted_auc_is_the_mann_whitney_u_and_weights_count_as_repeats():
     assert np.isnan(weighted_auc([0.3, 0.4], [1, 1]))
 
 
-def _category_reader(root: Path, split: str, cache: Path) -> list[dict]:
-    ims = sorted(str(p) for p in Path(root).glob("*.png"))
-    return [_record(f"c{i}", [ims[i]], "<image>\nWhich?\n(A) x\n(B) y", "A", choices=["A", "B"],
-                    answer="A" if i % 2 else "B", category="one" if i < 3 else "two") for i in range(4)]
-
-
-if "test_category_released" not in EVAL_TASKS:
-    register(EvalTask("test_category_released", "rank", reader=_category_reader, splits=("test",)))
 
 
 def test_categories_are_scored_each_and_averaged(tmp_path, root, one_thread):

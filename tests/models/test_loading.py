@@ -258,7 +258,8 @@ def test_trainable_save_of_a_directory_and_its_base_gone(saved, tmp_path):
     model, processor = _trainable_model(base, seed=3)
     delta = tmp_path / "delta"
     save_trainable(model, delta)
-    assert json.loads((delta / DELTA_CONFIG).read_text())["base"] == str(base.resolve())
+    meta = json.loads((delta / DELTA_CONFIG).read_text())  # relative to the delta, and where it was
+    assert (meta["base"], meta["base_absolute"]) == ("../base", str(base.resolve()))
     loaded, loaded_processor = load(delta)
     assert torch.equal(_logits(loaded, _batch(loaded_processor)), _logits(model, _batch(processor)))
 

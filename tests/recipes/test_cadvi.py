@@ -110,7 +110,8 @@ def test_phase2_annotates_filters_mixes_and_trains_from_the_phase1_model(phase1,
     assert trained["config"]["model"] == str((phase1 / "final").resolve())
     assert trained["config"]["lora"]["r"] == 2 and trained["config"]["train_data"] == str(out / "data" / "train.jsonl")
     delta = json.loads((out / "train" / "final" / "mmlink_delta.json").read_text())
-    assert delta["base"] == str((phase1 / "final").resolve())
+    assert delta["base_absolute"] == str((phase1 / "final").resolve())
+    assert (out / "train" / "final" / delta["base"]).resolve() == (phase1 / "final").resolve()
     # lr 1e-6 for 2 steps: Phase 2's weights are Phase 1's within a few 1e-6, and far from the untrained base's
     base, _ = load("tiny-llava")
     one, _ = load(phase1 / "final")

@@ -101,10 +101,11 @@ def average_score(metrics: dict) -> float:
 
 def point_config(config: SweepConfig, point: dict[str, Any], progress: bool = True):
     """The `TrainConfig` of one grid point (validated: a bad grid value fails here, before anything trains)."""
-    from mmlink.train.config import TrainConfig, read_config_file
+    from mmlink.train.config import TrainConfig, read_config_file, resolve_paths
 
     where = Path(config.out) / point_name(point)
-    data = {**read_config_file(config.train), **config.train_overrides, "out_dir": str(where / "train")}
+    train = resolve_paths(read_config_file(config.train), Path(config.train).parent)  # as mmlink train reads it
+    data = {**train, **config.train_overrides, "out_dir": str(where / "train")}
     model_fields = {k: v for k, v in point.items() if k not in TrainConfig.field_names()}
     data.update({k: v for k, v in point.items() if k in TrainConfig.field_names()})
     data["model_overrides"] = {**data.get("model_overrides", {}), **model_fields}

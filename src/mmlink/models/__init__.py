@@ -39,14 +39,13 @@ def family(path_or_preset: str | os.PathLike) -> str:
     family only."""
     import json
 
-    from mmlink.models.loading import DELTA_CONFIG
+    from mmlink.models.loading import DELTA_CONFIG, resolve_base
     from mmlink.models.presets import PRESETS
 
     name = os.fspath(path_or_preset)
     path = Path(name)
     if path.is_dir() and (path / DELTA_CONFIG).exists():
-        base = json.loads((path / DELTA_CONFIG).read_text())["base"]
-        return family(path / base if not Path(base).is_absolute() and (path / base).exists() else base)
+        return family(resolve_base(path, json.loads((path / DELTA_CONFIG).read_text())))
     if path.is_dir():
         model_type = json.loads((path / "config.json").read_text()).get("model_type")
         return "llava" if model_type in ("llava", "mmlink_llava") else "qformer"

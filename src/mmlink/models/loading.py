@@ -5,7 +5,9 @@ The on-disk forms understood:
 * **mmlink full** — ``config.json`` (``model_type: mmlink_qformer``) + safetensors weights + ``tokenizer/`` +
   ``qformer_tokenizer/`` + ``preprocessor_config.json`` (written by ``save_pretrained``);
 * **mmlink trainable-only** — ``mmlink_delta.json`` naming the base (a preset or a directory) and the settings,
-  plus ``trainable.safetensors`` holding only the parameters that were trained;
+  plus ``trainable.safetensors`` holding only the parameters that were trained. A directory base is stored as
+  ``base`` relative to the delta's own directory, ``base_absolute`` (where it was when the delta was written) and
+  ``base_fingerprint`` (`weights_fingerprint`); see `base_reference` and `resolve_base`;
 * **InstructBLIP** — a directory written by ``InstructBlipForConditionalGeneration.save_pretrained`` (its LLM
   tokenizer at the top, its Q-Former tokenizer in ``qformer_tokenizer/``). SAM's new layers start at zero, so
   the loaded model computes exactly what the InstructBLIP model computes;
@@ -20,6 +22,7 @@ Weights are read with safetensors only; nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -203,13 +206,99 @@ def save_trainable(model, directory: str | os.PathLike, base: str | None = None)
     os.replace(tmp, directory / DELTA_WEIGHTS)
     meta = {
         "format": DELTA_FORMAT,
-        "base": str(base),
+        **base_reference(base, directory),
         "settings": delta_settings(model.config),
         "parameters": sum(v.numel() for v in state.values()),
     }
     tmp = directory / f".{DELTA_CONFIG}.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, directory / DELTA_CONFIG)
+
+
+FINGERPRINT_BYTES = 1 << 20
+
+
+def weights_fingerprint(directory: str | os.PathLike) -> str | None:
+    """A cheap identity of a model directory's weights: sha256 over each ``*.safetensors`` file's relative name,
+    size, first MiB and last MiB (the first MiB holds the safetensors header: every tensor's name, dtype, shape and
+    offset). Reads at most 2 MiB per file whatever the model's size; None when there are no such files.
+
+    It tells "the same files" from "other weights" (another training run, another model, a re-save in another
+    dtype); it is not a cryptographic digest of every byte."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*.safetensors")
+                   if not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(directory).as_posix()}\0{size}\0".encode())
+        with open(file, "rb") as fh:
+            digest.update(fh.read(FINGERPRINT_BYTES))
+            if size > FINGERPRINT_BYTES:
+                fh.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+                digest.update(fh.read())
+    return "sha256:" + digest.hexdigest()
+
+
+def base_reference(base: str | os.PathLike, directory: str | os.PathLike) -> dict:
+    """The ``base*`` entries of ``mmlink_delta.json`` for a delta written to ``directory``.
+
+    A preset (any ``base`` that is not an existing path) is stored by name. A directory is stored three ways, so that
+    the delta survives moves: ``base`` relative to ``directory`` (move the delta and its base together, e.g. a whole
+    runs/ tree), ``base_absolute`` (move the delta alone) and ``base_fingerprint`` (`weights_fingerprint`: whichever
+    path is found must hold the weights the delta was trained on)."""
+    if not Path(base).exists():
+        return {"base": str(base)}
+    absolute = Path(base).resolve()
+    try:
+        relative = os.path.relpath(absolute, Path(directory).resolve())
+    except ValueError:  # another drive (Windows): no relative path exists
+        relative = str(absolute)
+    return {"base": Path(relative).as_posix(), "base_absolute": str(absolute),
+            "base_fingerprint": weights_fingerprint(absolute)}
+
+
+def resolve_base(path: Path, meta: dict) -> str:
+    """The base a delta directory ``path`` names (its ``mmlink_delta.json`` read into ``meta``): a preset name or a
+    directory. Tried in order: ``base`` (relative to ``path`` unless absolute), ``base_absolute``, and for deltas
+    written before those existed ``base`` relative to the working directory; the first that exists and — when the
+    delta records a fingerprint — holds the same weights wins. None found is an error naming ``path``, every place
+    looked and the fix."""
+    from mmlink.models.presets import PRESETS
+
+    base = str(meta["base"])
+    if "base_absolute" not in meta and base in PRESETS and not (path / base).exists():
+        return base
+    candidates = [Path(base) if Path(base).is_absolute() else path / base]
+    if meta.get("base_absolute"):
+        candidates.append(Path(meta["base_absolute"]))
+    if not Path(base).is_absolute() and "base_absolute" not in meta:
+        candidates.append(Path(base))  # older deltas: a relative base meant the working directory
+    expected = meta.get("base_fingerprint")
+    looked, differs = [], []
+    for candidate in candidates:
+        if str(candidate) in looked:
+            continue
+        looked.append(str(candidate))
+        if not candidate.exists():
+            continue
+        if expected and weights_fingerprint(candidate) != expected:
+            differs.append(str(candidate))
+            continue
+        return str(candidate)
+    config = path / DELTA_CONFIG
+    if differs:
+        raise ValueError(
+            f"{path}: its base {differs[0]} holds other weights than the model this checkpoint was trained from "
+            f"(their fingerprint differs from base_fingerprint in {config}). Put the original base back, or set "
+            f"\"base\" in {config} to it; if {differs[0]} is the right base after all (e.g. re-saved), delete "
+            f"\"base_fingerprint\" from {config}")
+    raise FileNotFoundError(
+        f"{path}: its base is missing: looked for {' and '.join(looked)} (\"base\": {base!r} in {config}). Move "
+        f"the base back (keep a checkpoint and its base together to keep the relative path valid), or set \"base\" "
+        f"in {config} to where it is now (a preset name, or a path absolute or relative to {path})")
 
 
 def _load_delta(path: Path, **overrides):
@@ -221,9 +310,7 @@ def _load_delta(path: Path, **overrides):
         raise ValueError(f"{path / DELTA_CONFIG} is not valid JSON: {err}") from None
     if meta.get("format") != DELTA_FORMAT or "base" not in meta:
         raise ValueError(f"{path / DELTA_CONFIG}: unsupported format {meta.get('format')!r} (expected {DELTA_FORMAT})")
-    base = meta["base"]
-    if not Path(base).is_absolute() and (path / base).exists():
-        base = str(path / base)  # a base stored relative to the delta directory
+    base = resolve_base(path, meta)
     settings = {**meta.get("settings", {}), **overrides}
     model, processor = load(base, **settings)
     weights = path / DELTA_WEIGHTS
@@ -260,4 +347,5 @@ def merge_adapter(model, directory: Path):
     return model
 
 
-__all__ = ["load_checkpoint", "save_trainable", "DELTA_CONFIG", "DELTA_WEIGHTS"]
+__all__ = ["load_checkpoint", "save_trainable", "base_reference", "resolve_base", "weights_fingerprint",
+           "DELTA_CONFIG", "DELTA_WEIGHTS"]

@@ -22,6 +22,10 @@ then cosine decay to 0 at ``max_steps``, batch 20, gradient clipping at 1.0. Aut
 ``lora`` (a `LoraSettings` mapping, default none) adds LoRA adapters (peft) to the LLM's linear layers — never to
 the vision tower or the Q-Former; ``trainable`` then names what trains fully beside them (e.g. ``projection``), and
 ``projector_lr`` gives the projector its own learning rate (CaD-VI: LoRA 1e-4, projector 2e-5).
+
+Relative input paths in a config file (``train_data``, ``val_data``, ``image_root``, ``model``) mean the config
+file's directory when the path exists there, else the working directory (`resolve_paths`); ``out_dir`` and
+command-line values are always relative to the working directory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -82,6 +87,10 @@ class LoraSettings:
                              "linear layers)")
 
 
+# Relative values of these fields in a config file may mean the config file's directory (`resolve_paths`).
+INPUT_PATHS = ("train_data", "val_data", "image_root", "model")
+
+
 @dataclass
 class TrainConfig:
     """One training run. Sizes are per process: global batch = ``batch_size × processes × grad_accum``."""
@@ -128,6 +137,9 @@ class TrainConfig:
     # loading
     num_workers: int = 0
     progress: bool = True
+
+    # The directory of the config file this was read from (`from_file`), for error messages; not a setting.
+    config_dir = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -188,6 +200,23 @@ class TrainConfig:
             return self.warmup_steps
         return math.ceil(self.warmup_ratio * self.max_steps)
 
+    def check_inputs(self) -> None:
+        """Every input path exists: a missing one is a FileNotFoundError naming each place it was looked for. The
+        model is checked when it is spelled as a path (a bare name may be a preset: `mmlink.models.load` decides)."""
+        for name in INPUT_PATHS:
+            value = getattr(self, name)
+            if value is None or Path(value).exists():
+                continue
+            if name == "model" and os.sep not in value and not value.startswith("."):
+                continue
+            if Path(value).is_absolute():
+                raise FileNotFoundError(f"{name}: {value} not found")
+            if self.config_dir is None:
+                raise FileNotFoundError(f"{name}: {value} not found (looked for {Path.cwd() / value})")
+            raise FileNotFoundError(
+                f"{name}: {value} not found: looked for {Path(self.config_dir) / value} (beside the config file) "
+                f"and {Path.cwd() / value} (the working directory)")
+
     def model_kwargs(self) -> dict[str, Any]:
         """Overrides for `mmlink.models.load`."""
         kw = dict(self.model_overrides)
@@ -227,8 +256,32 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "TrainConfig":
-        """Read a ``.yaml``/``.yml``/``.json`` file; ``overrides`` (already typed, or strings from a CLI) win."""
-        return cls.from_dict({**read_config_file(path), **parse_overrides(overrides or {})})
+        """Read a ``.yaml``/``.yml``/``.json`` file, its relative input paths resolved (`resolve_paths`);
+        ``overrides`` (already typed, or strings from a CLI; relative to the working directory) win."""
+        config_dir = Path(path).resolve().parent
+        settings = resolve_paths(read_config_file(path), config_dir)
+        config = cls.from_dict({**settings, **parse_overrides(overrides or {})})
+        config.config_dir = str(config_dir)
+        return config
+
+
+def resolve_paths(settings: dict[str, Any], config_dir: str | Path) -> dict[str, Any]:
+    """``settings`` with each relative `INPUT_PATHS` value that exists under ``config_dir`` made absolute there;
+    the others stay as written, i.e. relative to the working directory.
+
+    So a config file beside its data works from any directory, and the shipped configs (written relative to the
+    repository root, where they are run) keep working. When the path also exists in the working directory as the
+    same file, it stays as written, so that runs started before this rule still resume. ``out_dir`` is an output
+    and usually does not exist yet: it always means the working directory."""
+    out = dict(settings)
+    for name in INPUT_PATHS:
+        value = out.get(name)
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            continue
+        here = Path(config_dir) / value
+        if here.exists() and not (Path(value).exists() and os.path.samefile(here, value)):
+            out[name] = str(here.resolve())
+    return out
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -381,4 +434,5 @@ YamlLoader = _make_loader()
 _WARMUP_STEPS_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "warmup_steps")
 
 __all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "YamlLoader",
-           "check_fields", "check_value", "parse_overrides", "parse_scalar", "read_config_file"]
+           "INPUT_PATHS", "check_fields", "check_value", "parse_overrides", "parse_scalar", "read_config_file",
+           "resolve_paths"]

@@ -25,10 +25,15 @@ trainable-only format `mmlink.models.load` reads), ``optimizer.pt``, ``scheduler
 renamed, so a directory named ``step-*`` is always complete; the newest ``keep_last`` are kept. With ``lora``, the
 adapter weights are not in ``trainable.safetensors`` but in a PEFT adapter directory ``adapter/`` beside it (named by
 ``mmlink_delta.json``; ``peft.PeftModel.from_pretrained`` opens it), in checkpoints and in ``final/`` alike.
+
+``resume`` on a finished run (``train_summary.json`` at ``max_steps`` or beyond) trains nothing; a larger
+``max_steps`` extends the run from its newest checkpoint, the cosine schedule stretched to the new end. A run that
+fails (or is interrupted) before its first optimizer step removes the ``out_dir`` it created.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -63,7 +68,58 @@ SUMMARY_KEYS = (
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Run (or with ``resume`` continue) a training run; returns the summary written to ``train_summary.json``."""
+    """Run (or with ``resume`` continue) a training run; returns the summary written to ``train_summary.json``.
+
+    With ``resume`` on a run that already finished at ``config.max_steps`` (or beyond) nothing is trained: the
+    stored summary comes back with ``"already_finished": True``."""
+    out_dir = Path(config.out_dir)
+    if resume:
+        finished = finished_summary(out_dir, config)
+        if finished is not None:
+            return {**finished, "already_finished": True}
+    config.check_inputs()  # before out_dir exists: a typo in a data path leaves nothing behind
+    created = not out_dir.exists() and int(os.environ.get("RANK", "0")) == 0
+    live = _Live()
+    try:
+        return _train(config, resume, live)
+    except BaseException:
+        # Close what the run opened so that its logs reach the disk (Ctrl-C included), then drop an out_dir that
+        # holds nothing of value: created by this run, no optimizer step done.
+        if live.progress is not None:
+            live.progress.close()
+        if live.writer is not None:
+            live.writer.close()
+        if created and live.steps == 0:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+class _Live:
+    """What a running `_train` has opened and done, for `train` to clean up after a failure."""
+
+    def __init__(self) -> None:
+        self.writer = self.progress = None
+        self.steps = 0  # optimizer steps done by this run (not counting a resumed run's earlier ones)
+
+
+def finished_summary(out_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The summary of a run in ``out_dir`` that already reached ``config.max_steps``; None when there is more to
+    train. A finished run without checkpoints cannot be extended (resuming would start it over)."""
+    path = out_dir / SUMMARY_FILE
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    check_same_trajectory(summary.get("config", {}), config)  # "finished" only for the run that was asked for
+    if summary.get("steps", 0) >= config.max_steps:
+        return summary
+    if latest_checkpoint(out_dir) is None:
+        raise ValueError(f"cannot extend {out_dir} to max_steps {config.max_steps}: the run finished at "
+                         f"{summary.get('steps')} steps but kept no checkpoint to continue from (save_every "
+                         f"{summary.get('config', {}).get('save_every')}); train in a new out_dir instead")
+    return None
+
+
+def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
     from mmlink.models import load
 
     out_dir = Path(config.out_dir)
@@ -130,6 +186,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if resume and latest is not None:
         state = json.loads((latest / STATE_FILE).read_text())
         check_resumable(state, config, world)
+        old_max = state.get("config", {}).get("max_steps", config.max_steps)
         weights = load_file(latest / "trainable.safetensors")
         if peft_model is not None:  # the LoRA weights are in the checkpoint's adapter directory
             load_adapter(peft_model, latest / ADAPTER_DIR)
@@ -148,6 +205,16 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             set_rng_state(torch.load(rng_file, weights_only=True))
         step = resumed_from = state["step"]
         accelerator.print(f"resumed from {latest} (step {step})")
+        if old_max != config.max_steps:
+            if config.max_steps < step:
+                raise ValueError(f"cannot resume: max_steps {config.max_steps} is below the checkpoint's step {step}")
+            restart_schedule_here(optimizer, scheduler)
+            old_warmup = dataclasses.replace(config, max_steps=old_max).schedule_warmup_steps
+            warmup = ("" if old_warmup == config.schedule_warmup_steps else
+                      f", warm-up {old_warmup} → {config.schedule_warmup_steps} steps")
+            accelerator.print(f"note: max_steps {old_max} → {config.max_steps}: the learning-rate schedule changes "
+                              f"(cosine decay now reaches 0 at step {config.max_steps}{warmup}); from step {step} on "
+                              "this run differs from one trained with either max_steps from the start")
     elif resume:
         accelerator.print(f"--resume: no checkpoint in {ckpt_root}, starting from scratch")
 
@@ -166,7 +233,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if is_main:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=step or None)
+        writer = live.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=step or None)
         writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```", step)
         accelerator.print(f"trainable parameters: {n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.4f}%)"
                           f" — policy {config.trainable!r}, {world} process(es), global batch "
@@ -179,7 +246,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if is_main and config.progress:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=config.max_steps, initial=step, desc="train", dynamic_ncols=True)
+        progress = live.progress = tqdm(total=config.max_steps, initial=step, desc="train", dynamic_ncols=True)
 
     # ---------------------------------------------------------------- 4. the loop
     global_batch = config.batch_size * world * config.grad_accum
@@ -212,6 +279,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         lr = lrs[0]
         scheduler.step()
         step += 1
+        live.steps += 1
         tokens_seen += n_tokens
         final_loss = accelerator.reduce(step_loss_sum, "sum").item() / n_tokens
         initial_loss = final_loss if initial_loss is None else initial_loss
@@ -254,6 +322,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # ---------------------------------------------------------------- 5. final model and summary
     if progress is not None:
         progress.close()
+        live.progress = None
     final_dir = out_dir / "final"
     state = trainable_state(accelerator, model, trainable_names)
     state = {n: v.to(getattr(torch, config.save_dtype)) for n, v in state.items()}
@@ -292,6 +361,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         os.replace(tmp, out_dir / SUMMARY_FILE)
         writer.close()
+        live.writer = None
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
@@ -395,14 +465,15 @@ def write_trainable(state: dict[str, torch.Tensor], directory: Path, base: str, 
 
     With LoRA (``peft_model``) the adapter weights go to the PEFT adapter directory ``adapter/``, named in
     ``mmlink_delta.json`` so that the loader applies it; ``trainable.safetensors`` holds the rest (projector, …)."""
-    from mmlink.models.loading import DELTA_CONFIG, DELTA_FORMAT, DELTA_WEIGHTS, delta_settings
+    from mmlink.models.loading import DELTA_CONFIG, DELTA_FORMAT, DELTA_WEIGHTS, base_reference, delta_settings
 
     state, lora_state = split_lora(state) if peft_model is not None else (state, {})
     directory.mkdir(parents=True, exist_ok=True)
     save_file(state, directory / DELTA_WEIGHTS, metadata={"format": "pt"})
     meta = {
         "format": DELTA_FORMAT,
-        "base": str(base),
+        # relative to the final location: the temporary directory is its sibling, so the relative path is the same
+        **base_reference(base, directory),
         "settings": delta_settings(model.config),
         "parameters": sum(v.numel() for v in state.values()),
     }
@@ -474,8 +545,10 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 
 # Settings that must not change between a run and its resumption (the data order and schedule depend on them).
+# max_steps may change (extending a run): `_train` then stretches the schedule and says so.
 RESUME_KEYS = ("train_data", "model", "trainable", "lora", "seed", "batch_size", "grad_accum", "lr", "projector_lr",
-               "warmup_steps", "warmup_ratio", "max_steps", "weight_decay", "betas")
+               "warmup_steps", "warmup_ratio", "weight_decay", "betas")
+PATH_KEYS = ("train_data", "model")
 
 
 def _train_device() -> str:
@@ -486,15 +559,39 @@ def _train_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
-def check_resumable(state: dict, config: TrainConfig, world: int) -> None:
-    saved = state.get("config", {})
+def check_same_trajectory(saved: dict, config: TrainConfig) -> None:
+    """``saved`` (a stored config) and ``config`` agree on every setting in `RESUME_KEYS`."""
     now = config.to_dict()
-    changed = [k for k in RESUME_KEYS if k in saved and saved[k] != now[k]]
+    changed = [k for k in RESUME_KEYS if k in saved and not _same_setting(k, saved[k], now[k])]
     if changed:
         raise ValueError(f"cannot resume: {', '.join(f'{k} {saved[k]!r} → {now[k]!r}' for k in changed)} changed")
+
+
+def check_resumable(state: dict, config: TrainConfig, world: int) -> None:
+    saved = state.get("config", {})
+    check_same_trajectory(saved, config)
     if state.get("num_processes", world) * saved.get("batch_size", 0) != world * config.batch_size:
         raise ValueError(f"cannot resume: the global batch changed ({state.get('num_processes')} → {world} "
                          "processes)")
+
+
+def _same_setting(key: str, saved: Any, now: Any) -> bool:
+    """Equal, or two spellings of one existing file or directory (a relative path a config file now resolves
+    against its own directory, an absolute one)."""
+    if saved == now:
+        return True
+    paths = key in PATH_KEYS and isinstance(saved, str) and isinstance(now, str)
+    return paths and Path(saved).exists() and Path(now).exists() and os.path.samefile(saved, now)
+
+
+def restart_schedule_here(optimizer, scheduler) -> None:
+    """Set this step's learning rates from the scheduler's (new) schedule: a loaded optimizer holds the rates of the
+    schedule its checkpoint was written under, and the first step after the resume would still use them."""
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate's AcceleratedScheduler wraps the LambdaLR
+    rates = [base * fn(inner.last_epoch) for base, fn in zip(inner.base_lrs, inner.lr_lambdas)]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    inner._last_lr = rates
 
 
 def rng_state() -> dict[str, Any]:
@@ -522,4 +619,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["train", "latest_checkpoint", "list_checkpoints", "save_checkpoint", "SUMMARY_KEYS", "SUMMARY_FILE"]
+__all__ = ["train", "finished_summary", "latest_checkpoint", "list_checkpoints", "save_checkpoint", "SUMMARY_KEYS",
+           "SUMMARY_FILE"]

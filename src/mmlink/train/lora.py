@@ -104,8 +104,9 @@ def load_adapter(peft_model: PeftModel, directory: Path) -> None:
 
 
 def export_merged(delta_dir: str | Path, out_dir: str | Path, dtype: torch.dtype | None = None) -> Path:
-    """Write the model of a LoRA delta directory (e.g. ``final/``) with the adapter merged into its weights as a
-    standalone checkpoint (``save_pretrained`` of model and processor): loadable without the base or peft."""
+    """Write the model of a trainable-only save (e.g. ``final/``; a LoRA run's adapter merged into the weights) as a
+    standalone checkpoint (``save_pretrained`` of model and processor): loadable without the base or peft. Used by
+    ``lora.save_merged`` and ``mmlink export`` (`mmlink.train.export`)."""
     from mmlink.models import load
 
     model, processor = load(delta_dir)  # the loader merges the adapter (merge_and_unload)
