@@ -371,3 +371,16 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_out_dir(data, tmp_path
     with pytest.raises(ValueError):
         train(cfg(data, out, train_data=str(bad)))
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_extra_trackers_go_through_accelerate(data, tmp_path):
+    """trackers: accelerate's experiment trackers beside the TensorBoard log (wandb & co. are not installed here; its
+    own tensorboard tracker stands in for them)."""
+    out = tmp_path / "tracked"
+    train(cfg(data, out, trackers=["tensorboard"]))
+    events = [p for p in out.rglob("events.out.tfevents.*") if "tensorboard" not in p.relative_to(out).parts[:1]]
+    assert events, sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(ValueError, match=r"trackers: unknown \['tensorbored'\]"):
+        cfg(data, out, trackers=["tensorbored"])
+    with pytest.raises(ValueError, match="not installed"):
+        cfg(data, out, trackers=["wandb"])

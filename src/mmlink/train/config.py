@@ -91,6 +91,12 @@ class LoraSettings:
 INPUT_PATHS = ("train_data", "val_data", "image_root", "model")
 
 
+def _tracker_installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 @dataclass
 class TrainConfig:
     """One training run. Sizes are per process: global batch = ``batch_size × processes × grad_accum``."""
@@ -134,6 +140,9 @@ class TrainConfig:
     # dtype of the parameters in final/ (checkpoints stay fp32 so --resume is exact); bfloat16 halves what ships
     save_dtype: Literal["float32", "bfloat16"] = "float32"
     log_every: int = 10
+    # extra experiment trackers through accelerate (wandb, mlflow, comet_ml, aim, ...; their package installed), beside
+    # the TensorBoard log every run writes
+    trackers: tuple = ()
     # loading
     num_workers: int = 0
     progress: bool = True
@@ -171,6 +180,15 @@ class TrainConfig:
         for name in ("weight_decay", "max_grad_norm", "eps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.trackers:
+            from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+            unknown = [t for t in self.trackers if t not in LOGGER_TYPE_TO_CLASS]
+            if unknown:
+                raise ValueError(f"trackers: unknown {unknown}; accelerate's: {', '.join(LOGGER_TYPE_TO_CLASS)}")
+            missing = [t for t in self.trackers if not _tracker_installed(t)]  # each package is its tracker's name
+            if missing:
+                raise ValueError(f"trackers: {missing} not installed (pip install {' '.join(missing)})")
         if len(self.betas) != 2 or not all(isinstance(b, float) and 0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if isinstance(self.trainable, tuple):

@@ -135,7 +135,11 @@ def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
         mixed_precision=precision.mixed_precision,
         gradient_accumulation_steps=config.grad_accum,
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step, explicitly
+        log_with=list(config.trackers) or None,
+        project_dir=str(out_dir) if config.trackers else None,
     )
+    if config.trackers:  # wandb & co. (the TensorBoard log below is written either way)
+        accelerator.init_trackers(Path(out_dir).name, config={k: str(v) for k, v in config.to_dict().items()})
     is_main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     set_seed(config.seed)
 
@@ -290,13 +294,14 @@ def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
             progress.update(1)
             progress.set_postfix(loss=f"{final_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{samples_per_s:.1f}")
         if writer is not None and (config.log_every and step % config.log_every == 0 or step == 1):
-            writer.add_scalar("train/loss", final_loss, step)
-            writer.add_scalar("train/lr", lr, step)
+            scalars = {"train/loss": final_loss, "train/lr": lr, "train/samples_per_s": samples_per_s}
             if config.projector_lr is not None:
-                writer.add_scalar("train/projector_lr", lrs[2], step)
-            writer.add_scalar("train/samples_per_s", samples_per_s, step)
+                scalars["train/projector_lr"] = lrs[2]
             if config.max_grad_norm > 0:
-                writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                scalars["train/grad_norm"] = float(grad_norm)
+            for name, value in scalars.items():
+                writer.add_scalar(name, value, step)
+            accelerator.log(scalars, step=step)  # the extra trackers (a no-op without)
 
         # Validation loss (all processes, sharded) and generation samples (main process).
         if val_set is not None and config.eval_every and (step % config.eval_every == 0 or step == config.max_steps):
@@ -304,6 +309,7 @@ def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
             accelerator.print(f"step {step}: val loss {val_loss:.4f}")
             if writer is not None:
                 writer.add_scalar("val/loss", val_loss, step)
+                accelerator.log({"val/loss": val_loss}, step=step)
         if config.sample_every and (step % config.sample_every == 0 or step == config.max_steps):
             samples = generate_samples(accelerator, model, val_set or train_set, gen_collate, processor, config)
             if writer is not None:
