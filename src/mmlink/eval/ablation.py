@@ -194,8 +194,10 @@ def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
         values = []
         for t in tasks:
             values += [run["tasks"][t]["metrics"][m] for m in GENERATION_METRICS]
-        averages = [sum(run["tasks"][t]["metrics"][m] for t in tasks) / len(tasks) for m in GENERATION_METRICS]
-        cells += [f"{v:.2f}" for v in values + averages]
+        # CIDEr is null on sets too small for its IDF (--limit under 10): no average over a missing value
+        averages = [None if any(run["tasks"][t]["metrics"][m] is None for t in tasks)
+                    else sum(run["tasks"][t]["metrics"][m] for t in tasks) / len(tasks) for m in GENERATION_METRICS]
+        cells += ["—" if v is None else f"{v:.2f}" for v in values + averages]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,7 +216,8 @@ def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
         key = next((kk for kk in keys if base[kk]["text"] and sam[kk]["text"]), keys[0])
         data = json.loads((out / BASE / "metrics.json").read_text())["tasks"][task]["data"]
         record = next(r for r in map(json.loads, Path(data).read_text().splitlines()) if r["id"] == key[1])
-        picked.append({"task": task, "id": key[1], "images": [str(Path(data).parent / p) for p in record["image"]],
+        picked.append({"task": task, "id": key[1],
+                       "images": [str((Path(data).parent / p).resolve()) for p in record["image"]],
                        "prompt": record["conversations"][0]["value"], "reference": base[key]["refs"][0],
                        "base": base[key]["text"], "sam": sam[key]["text"]})
     return picked
