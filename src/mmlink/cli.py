@@ -471,7 +471,7 @@ def _run_score(args: argparse.Namespace) -> int:
     import json
     import warnings
 
-    from mmlink.eval.metrics import score_files
+    from mmlink.metrics import score_files
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -714,8 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_eval(sub)
     _add_report(sub)
-    from mmlink.eval import ablation, bench, judge_check, sweep
-    from mmlink.recipes import cadvi, vislinginstruct
+    from mmlink.eval import bench, judge_check
+    from mmlink.recipes import ablation, cadvi, sweep, vislinginstruct
     from mmlink.serve import cli as serve_cli
 
     bench.add_parser(sub)

@@ -19,7 +19,7 @@ from mmlink.eval.bootstrap import (
     resample_counts,
 )
 from mmlink.eval.intervals import intervals, paired_intervals, task_statistics
-from mmlink.eval.metrics import per_item_scores, score
+from mmlink.metrics import per_item_scores, score
 from mmlink.eval.tasks import Item
 
 WORDS = "a red ball blue cube sits on the table near green tree small dog runs".split()

@@ -184,7 +184,7 @@ def _check_files(rec: dict[str, Any], image_root: str | os.PathLike[str], verify
         if not os.path.isfile(full):
             raise _Bad(f"'image'[{k}]", f"file not found: {path} (looked in {os.path.dirname(full)})", R_NOT_FOUND)
         if verify:
-            from mmlink.data.images import load_image
+            from mmlink.images import load_image
 
             try:
                 load_image(full)
@@ -451,7 +451,7 @@ def read_dataset(
     ``ValueError`` naming the file, the record index, its id and the field — unless ``skip_bad``, which drops bad
     records and counts them by reason. No records at all, or none kept, is a ``ValueError`` either way. Image paths
     resolve against ``image_root`` (default: `default_image_root`); ``verify_images`` also decodes every image
-    with `mmlink.data.images.load_image` (slow).
+    with `mmlink.images.load_image` (slow).
     """
     path = resolve_data_path(path)
     root = Path(image_root) if image_root is not None else default_image_root(path)

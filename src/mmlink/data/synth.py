@@ -500,7 +500,7 @@ def make_preview(
     from PIL import Image, ImageDraw
 
     from mmlink.data.formats import resolve_image
-    from mmlink.data.images import load_image
+    from mmlink.images import load_image
 
     pad, gap, thumb_max = 14, 10, 220
     title_font, label_font, text_font = _font(17), _font(13), _font(15)

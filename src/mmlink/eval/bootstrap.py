@@ -17,7 +17,7 @@ interval); the interval is the 2.5th and 97.5th percentile of the resampled metr
 per-item correlation between the systems is kept, which makes the interval of a difference much narrower than
 two separate intervals would suggest. Items must be in the same order in both statistics.
 
-Only numpy; no torch, no pycocoevalcap (the per-item rows come from `mmlink.eval.metrics.per_item_scores`).
+Only numpy; no torch, no pycocoevalcap (the per-item rows come from `mmlink.metrics.per_item_scores`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.blind import gap
-from mmlink.eval.metrics import MIN_CIDER_SET
+from mmlink.metrics import MIN_CIDER_SET
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
 from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, expand_tasks
@@ -403,7 +403,7 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
             entry["chance"] = task.chance
         entry["scoring"] = scoring
     elif task.kind == "generate":
-        from mmlink.eval.metrics import score
+        from mmlink.metrics import score
 
         preds, refs = {i: rows[i]["text"] for i in ids}, {it.id: it.refs for it in items}
         unreliable = cider_unreliable(refs, config.min_cider_set)
@@ -482,7 +482,7 @@ def _add_categories(entry: dict, items: list[Item], scores: list[float], metric:
 def cider_unreliable(refs: dict[str, list[str]], min_set: int) -> Optional[str]:
     """Why CIDEr would mean nothing on these items (its IDF is computed over them), or None: fewer than ``min_set``
     items (0: no minimum), or the same references for every item."""
-    from mmlink.eval.metrics import simple_tokenize
+    from mmlink.metrics import simple_tokenize
 
     if min_set and len(refs) < min_set:
         return f"{len(refs)} item(s), fewer than --min-cider-set {min_set}: CIDEr's IDF needs a whole set"

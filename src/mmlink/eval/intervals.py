@@ -4,7 +4,7 @@
 metric, computed the same way, as the harness reports:
 
 * generate — ROUGE-L and CIDEr-D: means of pycocoevalcap's per-item scores (CIDEr's IDF fixed to the whole set's);
-  BLEU-4: corpus BLEU from summed per-item sufficient statistics (`mmlink.eval.metrics.per_item_scores`);
+  BLEU-4: corpus BLEU from summed per-item sufficient statistics (`mmlink.metrics.per_item_scores`);
   fact precision and recall (when the items carry their scene graphs): Σ correct / Σ mentioned facts and
   Σ recalled / Σ reference facts over the items, as `mmlink.eval.facts.fact_metrics` pools them;
 * rank / pair_match — accuracy: the mean of per-sample 0/1 (a pair-match sample is right only when both items are);
@@ -82,7 +82,7 @@ def task_statistics(kind: str, items: Sequence[Any], rows: Mapping[str, dict], t
         return {"AUC": auc_statistic(margin, labels),
                 "accuracy": mean_statistic([float(bool(rows[it.id]["correct"])) for it in ordered])}
     if kind == "generate":
-        from mmlink.eval.metrics import per_item_scores
+        from mmlink.metrics import per_item_scores
 
         scores = per_item_scores({it.id: rows[it.id]["text"] for it in items}, {it.id: it.refs for it in items},
                                  tokenize=tokenize)

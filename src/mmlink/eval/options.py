@@ -7,7 +7,7 @@ priors of its own — which options the model tends to say — that the blind co
 matched to the options, first rule that applies:
 
 1. **exact** — the answer equals one option after normalisation (lowercase, ASCII punctuation removed, whitespace
-   collapsed: SAM's caption normalisation, `mmlink.eval.metrics.simple_tokenize`);
+   collapsed: SAM's caption normalisation, `mmlink.metrics.simple_tokenize`);
 2. **letter** — the prompt labels the options with letters (``A. red``, ``(B) blue``, ``C) green``,
    ``Text A: "…"``; or the options *are* single letters, as in the pair-matching tasks) and the answer names one
    label: the whole answer is the letter, or it starts with ``B.``/``B)``/``(B)``/``B:``, or says
@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
-from mmlink.eval.metrics import simple_tokenize
+from mmlink.metrics import simple_tokenize
 
 OptionScoring = Literal["sum", "mean", "generate"]
 OPTION_SCORINGS: tuple[str, ...] = ("sum", "mean", "generate")

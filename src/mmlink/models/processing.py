@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from transformers import BatchFeature, ProcessorMixin
 
-from mmlink.data.images import load_images
+from mmlink.images import load_images
 
 IMAGE_PLACEHOLDER = "<image>"
 ImageLike = Union[Image.Image, Path]

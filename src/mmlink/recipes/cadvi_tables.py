@@ -13,7 +13,7 @@ score can be read against what the language model alone gets.
   every fact of every image, the exact fact precision / recall of the same answers. Runs in ``out/sum/<preset>``.
 
 Every row's difference from the base comes with its 95 % **paired** bootstrap interval over the same items
-(`mmlink.eval.ablation.differences`); so does every real − blind gap (`mmlink eval --blind`). Written to
+(`mmlink.recipes.ablation.differences`); so does every real − blind gap (`mmlink eval --blind`). Written to
 ``out/tables.md``, ``out/tables.json`` and ``out/tables.png`` (the differences from the base with their intervals).
 """
 
@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmlink.eval.ablation import signed_interval
+from mmlink.recipes.ablation import signed_interval
 
 ROWS = (("mini-llava", "base (mini-llava)"), ("mini-cadvi-phase1", "Phase 1"), ("mini-cadvi", "Phase 1 + 2"))
 TABLE1 = ("bison", "svo", "nlvr2", "eqben", "cola")
@@ -41,7 +41,7 @@ def run_tables(out: str | Path, n: int = 200, seed: int = 0, batch_size: int = 8
     """Evaluate every row (``models`` maps a preset to another model to load in its place: tests use ``tiny-llava``)
     and write the tables; returns ``{"runs": {scoring: [metrics]}, "differences": {scoring: ...}, "paths"}``.
     Table 2 is measured with the last scoring's runs (its answers are generated; the scoring does not touch it)."""
-    from mmlink.eval.ablation import differences
+    from mmlink.recipes.ablation import differences
     from mmlink.eval.harness import EvalConfig, evaluate
     from mmlink.eval.report import load_metrics
 

@@ -11,7 +11,7 @@ the gray images too), so each score can be read against what the language model 
 Tasks: ``vqa_options`` and the closed-ended pair tasks BISON, SVO and NLVR2 (candidate ranking by summed
 log-likelihood, ``--option-scoring``), and single-image captioning, where the world checks every fact a caption
 states (fact precision) beside CIDEr. Each row's difference from the base comes with its 95 % **paired** bootstrap
-interval over the same items (`mmlink.eval.ablation.differences`), each real − blind gap likewise. AIO's cost is
+interval over the same items (`mmlink.recipes.ablation.differences`), each real − blind gap likewise. AIO's cost is
 measured per item (seconds answering alone vs. optimizing first).
 
 Written to ``out/table.md``, ``out/table.json`` and ``out/table.png`` (the differences from the base with their
@@ -40,7 +40,7 @@ def run_table(out: str | Path, n: int = 200, seed: int = 0, batch_size: int = 8,
               models: dict | None = None, image_size: int = 224) -> dict[str, Any]:
     """Evaluate every row (``models`` maps a preset to another model to load in its place: tests use ``tiny``) and
     write the table; returns ``{"runs": [metrics], "differences": ..., "paths": ...}``."""
-    from mmlink.eval.ablation import differences
+    from mmlink.recipes.ablation import differences
     from mmlink.eval.harness import EvalConfig, evaluate
     from mmlink.eval.report import load_metrics
 
@@ -73,7 +73,7 @@ def _value(value: float | None, digits: int = 1) -> str:
 def table_markdown(runs: Sequence[dict], diffs: dict, tasks: Sequence[str]) -> str:
     """Per row and task: the score (blind), its difference from the base and the real − blind gap, each with its
     95 % paired interval; then AIO's cost per task."""
-    from mmlink.eval.ablation import signed_interval
+    from mmlink.recipes.ablation import signed_interval
     from mmlink.eval.report import markdown_table
 
     columns = [(t, MAIN_METRIC[t]) for t in tasks] + [("caption", "CIDEr")] * ("caption" in tasks)

@@ -15,7 +15,7 @@ from typing import Callable, TextIO
 
 from PIL import Image
 
-from mmlink.data.images import load_images
+from mmlink.images import load_images
 from mmlink.models.processing import IMAGE_PLACEHOLDER
 from mmlink.serve.engine import Engine, Job
 from mmlink.serve.media import RequestError

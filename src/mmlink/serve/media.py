@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmlink.data.images import load_image as decode
+from mmlink.images import load_image as decode
 
 
 class RequestError(Exception):

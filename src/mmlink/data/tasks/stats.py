@@ -20,7 +20,7 @@ import numpy as np
 
 from mmlink.data.tasks import WorldSample
 from mmlink.data.world.text import caption
-from mmlink.eval.metrics import simple_tokenize
+from mmlink.metrics import simple_tokenize
 
 MIN_SAMPLES_FOR_METRICS = 10
 # Categorical meta fields worth a distribution when present.
@@ -34,7 +34,7 @@ normalize = simple_tokenize
 
 def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
     """Corpus BLEU-4, ROUGE-L and CIDEr (× 100) of ``hypotheses`` against one reference each, via
-    `mmlink.eval.metrics.score` (pycocoevalcap, SAM's ``simple`` tokenization).
+    `mmlink.metrics.score` (pycocoevalcap, SAM's ``simple`` tokenization).
 
     Returns ``{"BLEU-4": …, "ROUGE-L": …, "CIDEr": …}``, or ``{"note": why}`` when they cannot be computed."""
     if len(references) != len(hypotheses):
@@ -46,7 +46,7 @@ def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> dict
         import pycocoevalcap  # noqa: F401
     except ImportError:
         return {"note": "skipped: pycocoevalcap is not installed (pip install pycocoevalcap)"}
-    from mmlink.eval.metrics import score
+    from mmlink.metrics import score
 
     try:
         out = score({i: h for i, h in enumerate(hypotheses)}, {i: [r] for i, r in enumerate(references)},

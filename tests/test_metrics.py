@@ -1,4 +1,4 @@
-"""mmlink.eval.metrics.score agrees with pycocoevalcap called directly; its errors name the problem."""
+"""mmlink.metrics.score agrees with pycocoevalcap called directly; its errors name the problem."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pycocoevalcap.cider.cider import Cider  # noqa: E402
 from pycocoevalcap.rouge.rouge import Rouge  # noqa: E402
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # noqa: E402
 
-from mmlink.eval.metrics import (  # noqa: E402
+from mmlink.metrics import (  # noqa: E402
     METRICS,
     EmptyPredictionWarning,
     JavaNotFoundError,
@@ -299,7 +299,7 @@ def test_file_id_mismatch_names_ids_and_files(tmp_path):
 
 
 def test_importing_mmlink_eval_is_light():
-    code = ("import sys, mmlink.eval, mmlink.eval.metrics; "
+    code = ("import sys, mmlink.eval, mmlink.metrics; "
             "bad = [m for m in ('torch', 'transformers', 'pycocoevalcap') if m in sys.modules]; "
             "assert not bad, bad")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)

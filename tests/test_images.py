@@ -1,4 +1,4 @@
-"""Tests for mmlink.data.images; every fixture image is generated in tmp_path."""
+"""Tests for mmlink.images; every fixture image is generated in tmp_path."""
 
 import os
 import struct
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-import mmlink.data.images as images_module
-from mmlink.data.images import DEFAULT_MAX_PIXELS, load_image, load_images
+import mmlink.images as images_module
+from mmlink.images import DEFAULT_MAX_PIXELS, load_image, load_images
 
 
 def _save(img, path, **kwargs):

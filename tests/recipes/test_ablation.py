@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmlink.eval.ablation import (BASE, REFERENCE, ROWS, SAM, TASKS, difference_table, examples, examples_sheet,
+from mmlink.recipes.ablation import (BASE, REFERENCE, ROWS, SAM, TASKS, difference_table, examples, examples_sheet,
                                   run_ablation, table)
 
 
@@ -86,7 +86,7 @@ def test_the_command_defaults_to_auto_dtype():
     import argparse
     import inspect
 
-    from mmlink.eval.ablation import add_parser
+    from mmlink.recipes.ablation import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mmlink.cli import main
 from mmlink.data.synth import synthesize
-from mmlink.eval.sweep import SweepConfig, average_score
+from mmlink.recipes.sweep import SweepConfig, average_score
 
 
 @pytest.fixture(scope="module")
