@@ -36,7 +36,7 @@ from pathlib import Path
 import benchlib  # noqa: F401  (sets the offline environment before torch/transformers load)
 import torch
 
-from mmlink.eval.metrics import EmptyPredictionWarning
+from mmlink.metrics import EmptyPredictionWarning
 
 from mmlink.eval.bench import OtherCpuLoad, make_images, make_prompt, synchronize, time_interleaved
 from mmlink.models import load
@@ -215,7 +215,7 @@ def quality(out: Path, limit: int, schemes=("int8", "int4")) -> list[list[str]]:
     from pycocoevalcap.rouge.rouge import Rouge
 
     from mmlink.eval.harness import EvalConfig, evaluate
-    from mmlink.eval.metrics import simple_tokenize
+    from mmlink.metrics import simple_tokenize
 
     tasks = [*GEN_TASKS, "vqa_options"]
     preds = {}
