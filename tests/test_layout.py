@@ -47,3 +47,4 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
 def test_test_modules_have_unique_names():
     names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
     assert not [n for n, k in names.items() if k > 1], names.most_common(3)
+

@@ -46,9 +46,10 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from mmlink.fileio import atomic_write, cache_dir
 
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
@@ -326,7 +327,7 @@ def hf_image_cache(dataset_dir: str | os.PathLike[str]) -> Path:
     beside = Path(dataset_dir) / IMAGE_CACHE_DIR
     if _writable_dir(beside):
         return beside
-    shared = Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink")) / "hf-images"
+    shared = cache_dir() / "hf-images"
     shared.mkdir(parents=True, exist_ok=True)
     return shared
 
@@ -359,18 +360,8 @@ class _ImageStore:
         else:
             self._dir.mkdir(parents=True, exist_ok=True)
         target = self._dir / (hashlib.sha256(data).hexdigest()[:32] + self.SUFFIXES.get(fmt, f".{fmt.lower()}"))
-        if not target.is_file():
-            # A unique temp name, then a rename: ranks of a multi-process run may store the same image at once.
-            # No fsync: a lost file is written again on the next read.
-            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{target.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+        if not target.is_file():  # no fsync: a lost file is written again on the next read
+            atomic_write(target, data, fsync=False)
         return str(target.resolve())
 
 
@@ -520,23 +511,6 @@ def dumps_record(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, default=_json_default, allow_nan=False)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename in ``path`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
     try:
@@ -565,7 +539,7 @@ def write_dataset(records: Iterable[dict[str, Any]], path: str | os.PathLike[str
         data = "".join(line + "\n" for line in lines).encode("utf-8")
     else:
         data = json_list_bytes(lines)
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)
     return path
 
 
@@ -605,7 +579,7 @@ def to_hf_dataset(records: Iterable[dict[str, Any]], image_root: str | os.PathLi
 
 
 __all__ = [
-    "IMAGE_TOKEN", "RecordError", "atomic_write_bytes", "default_image_root", "dumps_record", "fsync_dir",
+    "IMAGE_TOKEN", "RecordError", "default_image_root", "dumps_record", "fsync_dir",
     "hf_features", "hf_image_cache", "is_saved_hf_dataset", "json_list_bytes", "read_dataset", "resolve_data_path",
     "resolve_image", "to_hf_dataset", "validate_record", "write_dataset",
 ]  # fmt: skip

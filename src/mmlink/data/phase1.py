@@ -40,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmlink.data.caption_facts import caption_facts, compare, parse_summary, template_summary, ungrounded
-from mmlink.data.formats import atomic_write_bytes, dumps_record, json_list_bytes, validate_record
+from mmlink.data.formats import dumps_record, json_list_bytes, validate_record
+from mmlink.fileio import atomic_write
 from mmlink.data.nouns import jaccard, nouns
 from mmlink.data.synth import DATA_JSON, DATA_JSONL, PARAMS_FILE, PREVIEW_FILE, REPORT_FILE, make_preview
 from mmlink.data.synth import _dir_lock, _recover  # the world writer's crash-safe resume, shared
@@ -307,7 +308,7 @@ def synthesize_cad(config: Phase1Config, llm: TextLLM | None = None) -> dict[str
         lines, _ = _recover(out, TASK, SPLIT, config.seed)
         if len(lines) > len(pairs):
             raise ValueError(f"{out} already holds {len(lines)} records; ask for at least that many")
-        atomic_write_bytes(out / PARAMS_FILE, (json.dumps({**params, "captions": os.path.abspath(config.captions),
+        atomic_write(out / PARAMS_FILE, (json.dumps({**params, "captions": os.path.abspath(config.captions),
                                                            "n": len(pairs)}, indent=2) + "\n").encode())
         start = len(lines)
         from tqdm.auto import tqdm
@@ -320,7 +321,7 @@ def synthesize_cad(config: Phase1Config, llm: TextLLM | None = None) -> dict[str
                 jsonl.flush()
                 os.fsync(jsonl.fileno())
                 lines.append(line)
-        atomic_write_bytes(out / DATA_JSON, json_list_bytes(lines))
+        atomic_write(out / DATA_JSON, json_list_bytes(lines))
         records = [json.loads(line) for line in lines]
         report = {
             "images": len(items), "pairs": len(records), "candidates": candidates,
@@ -329,7 +330,7 @@ def synthesize_cad(config: Phase1Config, llm: TextLLM | None = None) -> dict[str
             "axes": {s: dict(Counter(a for r in records for a in r["meta"]["axes"][s]))
                      for s in ("commonalities", "differences")},
         }
-        atomic_write_bytes(out / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+        atomic_write(out / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
         if config.preview:
             make_preview(records[:6], out, out / PREVIEW_FILE)
     return {"out_dir": str(out), "records": len(records), "resumed_from": start, "backend": llm.name,

@@ -34,12 +34,12 @@ from typing import Any, Callable, Iterable, Iterator
 from mmlink.data.formats import (
     IMAGE_TOKEN,
     _json_default,
-    atomic_write_bytes,
     dumps_record,
     fsync_dir,
     json_list_bytes,
     validate_record,
 )
+from mmlink.fileio import atomic_write
 
 PARAMS_FILE = "synth.json"
 DATA_JSONL = "data.jsonl"
@@ -210,7 +210,7 @@ def _write_params(out: Path, params: dict[str, Any], n: int) -> None:
     text = (json.dumps(data, indent=2) + "\n").encode()
     path = out / PARAMS_FILE
     if not path.exists() or path.read_bytes() != text:
-        atomic_write_bytes(path, text)
+        atomic_write(path, text)
 
 
 def _clean_temp(out: Path) -> None:
@@ -247,17 +247,12 @@ def _recover(out: Path, task: str, split: str, seed: int) -> tuple[list[str], bo
                          "by this run of mmlink synth (or was edited); use a new --out directory")
     dropped = len(lines) != len(complete) or tail != b""
     if dropped:
-        atomic_write_bytes(path, "".join(line + "\n" for line in lines).encode("utf-8"))
+        atomic_write(path, "".join(line + "\n" for line in lines).encode("utf-8"))
     return lines, dropped
 
 
 def _write_image(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 def _repair(out: Path, lines: list[str], producer: _Producer) -> int:
@@ -378,7 +373,7 @@ def synthesize(
                 bar.update(1)
         gen_seconds = time.perf_counter() - t_gen
         _remove_orphans(out, task, split, seed, n)
-        atomic_write_bytes(out / DATA_JSON, json_list_bytes(lines))
+        atomic_write(out / DATA_JSON, json_list_bytes(lines))
 
         files: dict[str, str | None] = {
             "params": str(out / PARAMS_FILE),
@@ -396,7 +391,7 @@ def synthesize(
                 all_samples = [samples[i] if i in samples else producer.sample(i) for i in range(n)]
                 report = task_report(task, all_samples)
                 text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-                atomic_write_bytes(out / REPORT_FILE, text.encode("utf-8"))
+                atomic_write(out / REPORT_FILE, text.encode("utf-8"))
                 files["report"] = str(out / REPORT_FILE)
             except Exception as err:  # the data set is written; a broken report must not lose it
                 report_error = f"{type(err).__name__}: {err}"
@@ -545,7 +540,7 @@ def make_preview(
     path = Path(path)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG", compress_level=6)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return path
 
 

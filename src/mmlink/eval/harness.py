@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.blind import gap
+from mmlink.fileio import atomic_write
 from mmlink.metrics import MIN_CIDER_SET
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
 from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
@@ -513,13 +514,7 @@ def _write_judgements(path: Path, task: str, summary) -> None:
     lines = keep + [json.dumps({"task": task, "id": i, "rating": r.rating, "failed": r.failed,
                                 "attempts": r.attempts, "response": r.raw}, ensure_ascii=False)
                     for i, r in summary.results.items()]
-    _write_text(path, "\n".join(lines) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _commit() -> str | None:
@@ -633,10 +628,10 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
         "quantization": quantized,
         "tasks": metrics["tasks"],
     }
-    _write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    atomic_write(metrics_path, json.dumps(metrics, indent=2) + "\n")
     from mmlink.eval.report import run_markdown
 
-    _write_text(out / "report.md", run_markdown(metrics))
+    atomic_write(out / "report.md", run_markdown(metrics))
     return metrics
 
 
@@ -656,7 +651,7 @@ def _claim(path: Path, run: dict) -> None:
             diff = {k: (old.get(k), v) for k, v in run.items() if old.get(k) != v}
             raise ValueError(f"{path.parent} holds predictions of another run {diff} (was, now); use another --out")
         return
-    _write_text(path, json.dumps(run, indent=2) + "\n")
+    atomic_write(path, json.dumps(run, indent=2) + "\n")
 
 
 def _make_judge(config: EvalConfig):

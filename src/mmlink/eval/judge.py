@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from tqdm import tqdm
 
 from mmlink.data.nouns import content_words
+from mmlink.fileio import atomic_write, cache_dir
 from mmlink.textllm import TextLLM, TextLLMError, load_prompt, make_backend
 
 PROMPT_VERSION = "cadqa-judge-v1"
@@ -181,7 +181,7 @@ def cache_key(backend_name: str, prompt: str, attempt: int, version: str | None 
 
 def default_cache_dir() -> Path:
     """The judge's response cache unless told otherwise: ``$MMLINK_CACHE/judge`` (``~/.cache/mmlink/judge``)."""
-    return Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink")) / "judge"
+    return cache_dir() / "judge"
 
 
 def check_path(cache_dir: str | os.PathLike, backend_name: str, version: str | None = None) -> Path:
@@ -240,15 +240,7 @@ class Judge:
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"version": PROMPT_VERSION, "model": self.backend.name, "attempt": attempt, "prompt": prompt,
                  "response": response}
-        # Temp file in the same directory + os.replace: a crash or a parallel run never leaves half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps(entry, ensure_ascii=False, indent=1))  # a parallel run may write it too
 
     def rate(self, question: str, reference: str, prediction: str) -> JudgeResult:
         """Rate one prediction: up to ``1 + retries`` attempts; attempt 0 sends `build_prompt`, later attempts the

@@ -29,11 +29,12 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from transformers import AutoTokenizer, CLIPImageProcessorPil, InstructBlipConfig, LlavaConfig
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.utils import logging as hf_logging
 
+from mmlink.fileio import atomic_write
 from mmlink.models.llava import MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor
 from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
 from mmlink.models.qformer.processing import MmlinkQFormerProcessor
@@ -201,18 +202,14 @@ def save_trainable(model, directory: str | os.PathLike, base: str | None = None)
         raise ValueError("the model has no trainable parameters; call model.set_trainable(...) first")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{DELTA_WEIGHTS}.tmp"
-    save_file(state, tmp, metadata={"format": "pt"})
-    os.replace(tmp, directory / DELTA_WEIGHTS)
+    atomic_write(directory / DELTA_WEIGHTS, save(state, metadata={"format": "pt"}))
     meta = {
         "format": DELTA_FORMAT,
         **base_reference(base, directory),
         "settings": delta_settings(model.config),
         "parameters": sum(v.numel() for v in state.values()),
     }
-    tmp = directory / f".{DELTA_CONFIG}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, directory / DELTA_CONFIG)
+    atomic_write(directory / DELTA_CONFIG, json.dumps(meta, indent=2) + "\n")
 
 
 FINGERPRINT_BYTES = 1 << 20

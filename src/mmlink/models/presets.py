@@ -26,6 +26,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mmlink.fileio import cache_dir
 from mmlink.models.llava import MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor
 from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
 from mmlink.models.qformer.processing import MmlinkQFormerProcessor
@@ -34,11 +35,6 @@ from mmlink.registry import Registry
 Loaded = tuple[MmlinkQFormerForConditionalGeneration, MmlinkQFormerProcessor]
 LoadedLlava = tuple[MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor]
 PRESETS: Registry[Callable[..., Loaded]] = Registry("preset")
-
-
-def cache_dir() -> Path:
-    """Where mmlink caches assembled weights (``$MMLINK_CACHE`` or ``~/.cache/mmlink``)."""
-    return Path(os.environ.get("MMLINK_CACHE", Path.home() / ".cache" / "mmlink"))
 
 
 # --------------------------------------------------------------------------- tiny

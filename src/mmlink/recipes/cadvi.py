@@ -219,7 +219,7 @@ def stage_annotate(settings: Phase2Settings) -> dict[str, Any]:
 def stage_filter(settings: Phase2Settings) -> dict[str, Any]:
     """2. every annotation of this run's pairs and sources → decision; ``filter/report.json``, ``decisions.jsonl``;
     returns the report with the kept rows (``kept_rows``: (source, pair, text))."""
-    from mmlink.data.formats import atomic_write_bytes
+    from mmlink.fileio import atomic_write
     from mmlink.recipes.cadvi_annotate import read_annotations
     from mmlink.recipes.cadvi_filter import DECISIONS, REPORT, decide, report, write_decisions
 
@@ -232,7 +232,7 @@ def stage_filter(settings: Phase2Settings) -> dict[str, Any]:
     out = settings.root / FILTER_DIR
     out.mkdir(parents=True, exist_ok=True)
     write_decisions(out / DECISIONS, ((r["source"], r["id"], d) for r, d in decided))
-    atomic_write_bytes(out / REPORT, (json.dumps(rep, indent=2) + "\n").encode())
+    atomic_write(out / REPORT, (json.dumps(rep, indent=2) + "\n").encode())
     kept = [(r["source"], pairs[r["id"]], r["text"]) for r, d in decided if d.keep]
     return {**rep, "kept_rows": kept}
 
@@ -257,7 +257,8 @@ def _relative(path: str, data_dir: Path) -> str:
 
 def stage_mix(settings: Phase2Settings, kept: list[tuple[str, Pair, str]]) -> dict[str, Any]:
     """3. ``data/phase2.jsonl`` and ``data/train.jsonl`` = Phase 1 × copies + Phase 2 (+ ``data/val.jsonl``)."""
-    from mmlink.data.formats import atomic_write_bytes, dumps_record, validate_record
+    from mmlink.data.formats import dumps_record, validate_record
+    from mmlink.fileio import atomic_write
 
     config, _ = read_phase1(settings.phase1_run)
     data_dir = settings.root / DATA_DIR
@@ -276,7 +277,7 @@ def stage_mix(settings: Phase2Settings, kept: list[tuple[str, Pair, str]]) -> di
 
     def write(name: str, records: list[dict]) -> Path:
         path = data_dir / name
-        atomic_write_bytes(path, "".join(dumps_record(r) + "\n" for r in records).encode())
+        atomic_write(path, "".join(dumps_record(r) + "\n" for r in records).encode())
         return path
 
     phase1 = _phase1_records(config, "train_data")
@@ -343,18 +344,18 @@ def stage_train(settings: Phase2Settings) -> dict[str, Any]:
 
 def run(settings: Phase2Settings, stages: Sequence[str] = STAGES) -> dict[str, Any]:
     """Run ``stages`` in order (``mix`` needs the filter's decisions, so it runs the filter first)."""
-    from mmlink.data.formats import atomic_write_bytes
+    from mmlink.fileio import atomic_write
     from mmlink.recipes.cadvi_filter import format_report
 
     root = settings.root
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(root / SETTINGS_FILE, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
+    atomic_write(root / SETTINGS_FILE, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
     summary_path = root / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
 
     def record(stage: str, result: dict[str, Any]) -> None:
         summary[stage] = result
-        atomic_write_bytes(summary_path, (json.dumps(summary, indent=2, default=str) + "\n").encode())
+        atomic_write(summary_path, (json.dumps(summary, indent=2, default=str) + "\n").encode())
 
     if "annotate" in stages:
         result = stage_annotate(settings)

@@ -19,13 +19,13 @@ values is refused, so one file never mixes two annotators (each row records the 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from mmlink.data.tasks.pairs import CAD_INSTRUCTIONS
 from mmlink.data.world.text import image_prompt
+from mmlink.fileio import atomic_write
 from mmlink.textllm import load_prompt
 
 SOURCES = ("scratch", "refine")
@@ -139,9 +139,7 @@ def _claim(path: Path, run: dict[str, Any]) -> None:
             raise ValueError(f"{path}: this directory holds annotations made with other settings ({diff}); use "
                              "another out directory, or the settings it was made with")
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(run, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(run, indent=2) + "\n")
 
 
 def annotate(pairs: Sequence[Pair], out: Path, model_name: str, sources: Sequence[str], batch_size: int,

@@ -192,10 +192,10 @@ def format_report(rep: Mapping[str, Any]) -> str:
 
 def write_decisions(path: Path, rows: Iterable[tuple[str, str, Decision]]) -> None:
     """``decisions.jsonl``: one line per annotation (source, pair id, verdict, measurements), written atomically."""
-    from mmlink.data.formats import atomic_write_bytes
+    from mmlink.fileio import atomic_write
 
     lines = [json.dumps({"source": s, "id": i, **asdict(d)}) for s, i, d in rows]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n" if lines else "").encode())
+    atomic_write(path, ("\n".join(lines) + "\n" if lines else "").encode())
 
 
 __all__ = ["DECISIONS", "Decision", "FilterRules", "REASONS", "REPORT", "decide", "exact_summary", "format_report",

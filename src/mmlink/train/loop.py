@@ -50,6 +50,7 @@ from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import load_file, save_file
 from transformers import get_cosine_schedule_with_warmup
 
+from mmlink.fileio import atomic_write
 from mmlink.runtime import choose_mixed_precision
 from mmlink.train.config import TrainConfig
 from mmlink.train.data import ConversationCollator, ConversationDataset, ShardedBatchSampler, count_targets
@@ -363,9 +364,7 @@ def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
         "config": config.to_dict(),
     }
     if is_main:
-        tmp = out_dir / f".{SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, out_dir / SUMMARY_FILE)
+        atomic_write(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         writer.close()
         live.writer = None
     accelerator.wait_for_everyone()

@@ -121,10 +121,10 @@ def store_image(value: Any, cache: Path, path: Path | str, record: Any, field: s
     name = hashlib.sha1(data).hexdigest()[:20] + ".png"
     target = Path(cache) / name
     if not target.is_file():
+        from mmlink.fileio import atomic_write
+
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        atomic_write(target, data, fsync=False)  # a cache: written again if lost
     return str(target.resolve())
 
 
