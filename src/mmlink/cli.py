@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink import __version__
+from mmlink.models import SAM_MODES
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, QUANTIZE_SCHEMES
 
 QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
@@ -77,7 +78,7 @@ examples:
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     p.add_argument(
         "--sam-mode",
-        choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
+        choices=SAM_MODES,
         default=None,
         help="override the checkpoint's SAM variant (none = plain InstructBLIP)",
     )
@@ -586,7 +587,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
-    p.add_argument("--sam-mode", choices=["none", "linear", "bsg_mean", "bsg_adaptive"],
+    p.add_argument("--sam-mode", choices=SAM_MODES,
                    help="override the model's SAM variant")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
     p.add_argument("--label", help="display name in reports (default: the model's name)")

@@ -46,12 +46,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
+from mmlink.models import SAM_MODES
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, choose_dtype, resolve_device
 
 # Variant aliases of the command line; the raw sam_mode names are accepted as well.
 ALIASES = {"base": "none", "sam": "bsg_adaptive"}
-# The model's sam_mode values (mmlink.models.qformer.configuration.SAM_MODES; not imported: it pulls in torch).
-SAM_MODES = ("none", "linear", "bsg_mean", "bsg_adaptive")
 PAPER_TABLE4 = {
     "model": "InstructBLIP-Vicuna-7B vs SAM, GPU, 20-token answer",
     "time_s": {"InstructBLIP": 4.9, "SAM": 5.1},

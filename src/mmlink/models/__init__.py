@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
+
+# SAM's variants (Table 2 rows): plain InstructBLIP, +LIN, +BSG, full SAM. Here, not in the configuration module, so
+# the CLI and the settings classes can name them without importing transformers.
+SamMode = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
+SAM_MODES: tuple[str, ...] = get_args(SamMode)
 
 
 def load(path_or_preset: str | os.PathLike, **overrides):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmlink.eval.intervals import FACT_PRECISION
-from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, write_comparison
+from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, markdown_table, write_comparison
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES
 
 TASKS = ("group_caption", "storytelling", "change_caption")
@@ -119,23 +119,14 @@ def signed_interval(value: float | None, ci=None, digits: int = 2) -> str:
     return text + ("" if not ci else f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]")
 
 
-def difference_cell(d: dict) -> str:
-    """``+1.23 [-0.50, +2.90]``: the difference from the reference row and its 95 % paired interval."""
-    return signed_interval(d["difference"], d.get("ci"))
-
-
 def difference_table(diffs: dict, tasks: Sequence[str] = TASKS) -> str:
     """Markdown: one row per ablation row, per task and metric its difference from `REFERENCE` with the interval."""
     metrics = [m for m in CI_METRICS if any(m in diffs[r][t] for r in diffs for t in tasks)]
     head = ["row", *(f"{t} {m}" for t in tasks for m in metrics)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for preset, *_ in ROWS:
-        if preset not in diffs:
-            continue
-        cells = [difference_cell(diffs[preset][t][m]) if m in diffs[preset][t] else "—"
-                 for t in tasks for m in metrics]
-        lines.append("| " + " | ".join([preset, *cells]) + " |")
-    return "\n".join(lines)
+    rows = [[preset, *(signed_interval(diffs[preset][t][m]["difference"], diffs[preset][t][m].get("ci"))
+                       if m in diffs[preset][t] else "—" for t in tasks for m in metrics)]
+            for preset, *_ in ROWS if preset in diffs]
+    return "\n".join(markdown_table(head, rows))
 
 
 def write_differences(runs: Sequence[dict], diffs: dict, out: Path, tasks: Sequence[str] = TASKS) -> dict:
@@ -181,11 +172,9 @@ def write_differences(runs: Sequence[dict], diffs: dict, out: Path, tasks: Seque
 def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
     """SAM Table 2's layout: ✓ columns, then ROUGE-L | CIDEr | BLEU-4 per task and their average."""
     by_label = {r.get("label") or r["model"]: r for r in runs}
-    groups = [*tasks, AVERAGE]
     head = ["row", "+DATA", "+BSG", "+AA", "+LIN"]
     titles = [by_label[next(iter(by_label))]["tasks"].get(t, {}).get("group", t) for t in tasks] + [AVERAGE]
-    lines = ["| " + " | ".join(head + [f"{g} {m}" for g in titles for m in GENERATION_METRICS]) + " |",
-             "|" + "---|" * (len(head) + len(groups) * len(GENERATION_METRICS))]
+    rows = []
     for preset, *flags in ROWS:
         run = by_label.get(preset)
         if run is None:
@@ -198,8 +187,9 @@ def table(runs: Sequence[dict], tasks: Sequence[str] = TASKS) -> str:
         averages = [None if any(run["tasks"][t]["metrics"][m] is None for t in tasks)
                     else sum(run["tasks"][t]["metrics"][m] for t in tasks) / len(tasks) for m in GENERATION_METRICS]
         cells += ["—" if v is None else f"{v:.2f}" for v in values + averages]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    header = head + [f"{g} {m}" for g in titles for m in GENERATION_METRICS]
+    return "\n".join(markdown_table(header, rows, text_cols=range(len(head))))
 
 
 def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from mmlink.eval.report import markdown_table
 from mmlink.recipes.ablation import signed_interval
 
 ROWS = (("mini-llava", "base (mini-llava)"), ("mini-cadvi-phase1", "Phase 1"), ("mini-cadvi", "Phase 1 + 2"))
@@ -76,46 +77,44 @@ def _value(value: float | None, digits: int = 1) -> str:
 def table1(runs: Sequence[dict], diffs: dict, scoring: str) -> str:
     """Accuracy per row and task (blind in parentheses), then the differences from the base and the real − blind
     gaps, each with its 95 % paired interval."""
-    titles = [runs[0]["tasks"][t].get("group", t) for t in TABLE1]
-    head = "| row | " + " | ".join(titles) + " |\n|" + "---|" * (len(TABLE1) + 1) + "\n"
-    chance = "| chance | " + " | ".join(_value(runs[0]["tasks"][t].get("chance"), 0) for t in TABLE1) + " |\n"
-    acc = gapl = diffl = ""
+    head = ["row", *(runs[0]["tasks"][t].get("group", t) for t in TABLE1)]
+    chance = ["chance", *(_value(runs[0]["tasks"][t].get("chance"), 0) for t in TABLE1)]
+    acc, gaps, diff = [chance], [], []
     for (preset, name), run in zip(ROWS, runs):
         tasks = run["tasks"]
-        acc += f"| {name} | " + " | ".join(
-            f"{_value(tasks[t]['metrics']['accuracy'])} (blind {_value(tasks[t].get('blind', {}).get('accuracy'))})"
-            for t in TABLE1) + " |\n"
-        gapl += f"| {name} | " + " | ".join(
-            signed_interval(tasks[t].get("gap", {}).get("accuracy"), tasks[t].get("gap_ci", {}).get("accuracy"), 1)
-            for t in TABLE1
-        ) + " |\n"
+        acc.append([name, *(f"{_value(tasks[t]['metrics']['accuracy'])} "
+                            f"(blind {_value(tasks[t].get('blind', {}).get('accuracy'))})" for t in TABLE1)])
+        gaps.append([name, *(signed_interval(tasks[t].get("gap", {}).get("accuracy"),
+                                             tasks[t].get("gap_ci", {}).get("accuracy"), 1) for t in TABLE1)])
         if preset in diffs:
-            diffl += f"| {name} | " + " | ".join(
-                signed_interval(diffs[preset][t]["accuracy"]["difference"], diffs[preset][t]["accuracy"]["ci"], 1)
-                for t in TABLE1
-            ) + " |\n"
+            diff.append([name, *(signed_interval(diffs[preset][t]["accuracy"]["difference"],
+                                                 diffs[preset][t]["accuracy"]["ci"], 1) for t in TABLE1)])
     unmatched = ""
     if scoring == "generate":
         unmatched = "\nAnswers naming no option (counted wrong), real / blind: " + "; ".join(
             f"{name}: " + ", ".join(f"{t} {run['tasks'][t].get('unmatched', 0)}/{run['tasks'][t].get('blind_unmatched', 0)}"
                                     for t in TABLE1) for (_, name), run in zip(ROWS, runs)) + ".\n"
     n = runs[0]["tasks"][TABLE1[0]]["n"]
-    return (f"#### Accuracy, %, n = {n} samples per task (blind control in parentheses)\n\n" + head + chance + acc
-            + unmatched + f"\n#### Difference from {ROWS[0][1]}, points [95 % paired bootstrap interval]\n\n" + head
-            + diffl + "\n#### What the images add: real − blind, points [95 % paired bootstrap interval]\n\n" + head
-            + gapl)
+
+    def md(rows):
+        return "\n".join(markdown_table(head, rows)) + "\n"
+
+    return (f"#### Accuracy, %, n = {n} samples per task (blind control in parentheses)\n\n" + md(acc)
+            + unmatched + f"\n#### Difference from {ROWS[0][1]}, points [95 % paired bootstrap interval]\n\n"
+            + md(diff) + "\n#### What the images add: real − blind, points [95 % paired bootstrap interval]\n\n"
+            + md(gaps))
 
 
 def table2(runs: Sequence[dict], diffs: dict) -> str:
     """CaD-QA: the judge's mean rating and the exact fact precision / recall, with blind, gap and differences."""
     metrics = ("rating", "fact precision", "fact recall")
-    head = ("| row | " + " | ".join(f"{m} | blind | real − blind" for m in metrics)
-            + f" | Δ rating from base | Δ fact precision from base |\n|" + "---|" * (3 * len(metrics) + 3) + "\n")
-    lines = ""
+    head = ["row", *(c for m in metrics for c in (m, "blind", "real − blind")), "Δ rating from base",
+            "Δ fact precision from base"]
+    rows = []
     for (preset, name), run in zip(ROWS, runs):
         entry = run["tasks"][TABLE2[0]]
         digits = {"rating": 2}
-        cells = []
+        cells = [name]
         for m in metrics:
             d = digits.get(m, 1)
             cells += [_value(entry["metrics"].get(m), d), _value(entry.get("blind", {}).get(m), d),
@@ -123,7 +122,8 @@ def table2(runs: Sequence[dict], diffs: dict) -> str:
         for m in ("rating", "fact precision"):
             d = diffs.get(preset, {}).get(TABLE2[0], {}).get(m)
             cells.append(signed_interval(d["difference"], d["ci"], digits.get(m, 1)) if d else "—")
-        lines += f"| {name} | " + " | ".join(cells) + " |\n"
+        rows.append(cells)
+    lines = "\n".join(markdown_table(head, rows)) + "\n"
     judge = runs[0]["tasks"][TABLE2[0]].get("judge", {})
     disc = judge.get("discrimination") or {}
     if disc.get("measured"):
@@ -135,7 +135,7 @@ def table2(runs: Sequence[dict], diffs: dict) -> str:
     n = runs[0]["tasks"][TABLE2[0]]["n"]
     return (f"n = {n} questions. Judge `{judge.get('backend')}` (prompt {judge.get('prompt_version')}): {verdict}. "
             "Fact precision / recall: every fact an answer states checked against the two scene graphs "
-            "(`mmlink.eval.facts`), exact.\n\n" + head + lines)
+            "(`mmlink.eval.facts`), exact.\n\n" + lines)
 
 
 def write_tables(result: dict, out: Path) -> dict[str, Path]:

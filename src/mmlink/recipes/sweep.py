@@ -157,6 +157,7 @@ def run_point(config: SweepConfig, point: dict[str, Any], progress: bool = True,
 def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
     """Every point, then ``sweep.json``, ``sweep.md`` and the figure; returns ``{"points", "figure"}``."""
     from mmlink.eval import plots
+    from mmlink.eval.report import markdown_table
 
     out = Path(config.out)
     results = []
@@ -170,8 +171,8 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
     (out / "sweep.json").write_text(json.dumps({"grid": config.grid, "tasks": config.tasks, "points": results},
                                                indent=2) + "\n")
     keys = list(config.grid)
-    lines = ["| " + " | ".join(keys + ["average score"]) + " |", "|" + "---|" * (len(keys) + 1)]
-    lines += ["| " + " | ".join([str(r["point"][k]) for k in keys] + [f"{r['score']:.2f}"]) + " |" for r in results]
+    lines = markdown_table(keys + ["average score"],
+                           [[str(r["point"][k]) for k in keys] + [f"{r['score']:.2f}"] for r in results], text_cols=())
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     figure = None
     if config.plot == "layers":

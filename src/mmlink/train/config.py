@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from mmlink.models import SamMode
+
 # Stands for the model's `projector_prefix`: the policies hold for either model family.
 PROJECTOR = "<projector>"
 QFORMER_PROJECTOR = "language_projection."  # the Q-Former family's projector_prefix
@@ -52,7 +54,6 @@ TRAINABLE_POLICIES: dict[str, tuple[str, ...]] = {
 # LLaMA-architecture names of the attention and MLP projections (Vicuna, SmolLM2): CaD-VI's LoRA targets.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 Policy = Literal["sam", "projection", "qformer", "all"]
-SamModeName = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
 
 
 @dataclass
@@ -109,7 +110,7 @@ class TrainConfig:
     train_limit: Optional[int] = None  # train on the first N records only (data-volume sweeps, SAM Fig. 5)
     # model
     model: str = "tiny"  # preset name or checkpoint directory (see `mmlink.models.load`)
-    sam_mode: Optional[SamModeName] = None  # None: the model's own setting
+    sam_mode: Optional[SamMode] = None  # None: the model's own setting
     max_images: Optional[int] = None  # None: the model's own setting
     model_overrides: dict = field(default_factory=dict)  # further config overrides passed to `load`
     trainable: Union[Policy, tuple] = "sam"  # named policy or tuple of parameter-name prefixes (see module doc)

@@ -17,11 +17,11 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
-SamMode = Literal["none", "linear", "bsg_mean", "bsg_adaptive"]
+from mmlink.models import SAM_MODES, SamMode
+
 ContextPool = Literal["others", "all"]
 CmaaMode = Literal["none", "per_query", "pooled", "released"]
 CmaaText = Literal["output", "embedding"]
-SAM_MODES: tuple[str, ...] = SamMode.__args__
 CONTEXT_POOLS: tuple[str, ...] = ContextPool.__args__
 CMAA_MODES: tuple[str, ...] = CmaaMode.__args__
 CMAA_TEXTS: tuple[str, ...] = CmaaText.__args__
