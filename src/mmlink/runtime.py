@@ -108,6 +108,12 @@ class Capabilities:
         )
 
 
+QUANTIZE_HELP = ("weight-only quantization of the LLM's linear layers on the CPU: none (default), int8 (per channel) "
+                 "or int4 (groups of 32, GGUF Q4_1's layout): 4x / 8x fewer weight bytes per decoded token")
+PLAIN_GENERATE_HELP = ("decode with transformers' generate on the model exactly as loaded, instead of mmlink's "
+                       "static-cache greedy loop and oneDNN-packed CPU layers (the same tokens, slower; "
+                       "for comparison)")
+
 DEVICE_HELP = "torch device: cpu, cuda or cuda:N (default: cuda when available, else cpu)"
 
 
@@ -249,5 +255,6 @@ def choose_mixed_precision(requested: str = "auto", device: str = "cpu",
 
 __all__ = [
     "Capabilities", "DEVICE_HELP", "DTYPE_HELP", "DTYPE_NAMES", "DtypeChoice", "MIXED_PRECISION_NAMES",
+    "PLAIN_GENERATE_HELP", "QUANTIZE_HELP",
     "choose_dtype", "choose_mixed_precision", "resolve_device",
 ]
