@@ -62,8 +62,7 @@ def answer(model, processor, prompts, images=None, settings: GenerationSettings 
     batch = processor(prompts, images, padding_side="left")
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch = batch.to(device, dtype=dtype)  # BatchFeature casts the floating tensors only (pixel values)
     torch.manual_seed(settings.seed)
     out = model.generate(**batch, **settings.generate_kwargs(processor.pad_token_id), fast_greedy=fast_greedy)
     return processor.batch_decode(out)

@@ -164,8 +164,7 @@ def make_batch(processor, n_images: int, device: str, dtype) -> dict:
     if n_images > processor.max_images:
         raise ValueError(f"--images: {n_images} images exceed the model's max_images={processor.max_images}")
     batch = processor(make_prompt(n_images), make_images(n_images), padding_side="left")
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch = batch.to(device, dtype=dtype)  # BatchFeature casts the floating tensors only (pixel values)
     return batch
 
 

@@ -274,8 +274,7 @@ def generate_answers(model, processor, items: Sequence[Item], max_new_tokens: in
         images = [[Path(p) for p in it.images] for it in items]
     batch = processor.encode_conversation([it.turns for it in items], list(images), padding_side="left")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch = batch.to(device, dtype=dtype)  # BatchFeature casts the floating tensors only (pixel values)
     with torch.inference_mode():
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              pad_token_id=processor.pad_token_id, fast_greedy=fast_greedy)

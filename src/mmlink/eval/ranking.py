@@ -74,7 +74,7 @@ def score_candidates(
     # The images once per question: its prompt alone gives the pixel values (and, for the Q-Former family, the
     # instruction: human turns only, so the same as in each of its candidate rows).
     prompts = processor.encode_conversation([list(t) for t in turns], paths)
-    prompts = {k: v.to(device) for k, v in prompts.items()}
+    prompts = prompts.to(device)
     features, image_to_sample = model.prompt_image_features(prompts)  # (n, T_img, Dl), (n,) question of each image
     # Each candidate row takes its question's block of images, in order: the nonzero entries of (row, image) in
     # row-major order list row 0's images, then row 1's, ... — the order of the rows' placeholders.
@@ -85,7 +85,7 @@ def score_candidates(
     batch = processor.encode_conversation(
         convs, imgs, padding_side="left" if decoder_only else "right", encode_images=False
     )
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = batch.to(device)
     batch["image_features"] = row_features
     labels = batch.pop("labels")  # (R, T) decoder-only; (R, T_ans) encoder-decoder
     if decoder_only:

@@ -108,8 +108,7 @@ def generate(model, processor, conversations: Sequence[list[dict]], images: Sequ
     batch = processor.encode_conversation(list(conversations), [[Path(p) for p in imgs] for imgs in images],
                                           padding_side="left")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch = batch.to(device, dtype=dtype)  # BatchFeature casts the floating tensors only (pixel values)
     with torch.inference_mode():
         new = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              pad_token_id=processor.pad_token_id)  # (B, T_new)
