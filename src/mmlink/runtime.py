@@ -1,6 +1,6 @@
 """Which dtype to compute in on this machine: ``--dtype auto`` and training's ``mixed_precision: auto``.
 
-The rule (DESIGN.md, "Machines"): bfloat16 only where the hardware computes it natively, float32 otherwise.
+The rule: bfloat16 only where the hardware computes it natively, float32 otherwise.
 
 * CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)`` (compute capability >= 8.0, or ROCm);
 * CPU: AVX512-BF16 (``torch.cpu._is_avx512_bf16_supported()``) or AMX tiles (``torch.cpu._is_amx_tile_supported()``).

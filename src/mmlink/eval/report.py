@@ -468,12 +468,6 @@ def column_key(task: str, metric: str) -> str:
     return f"{task}/{metric}"
 
 
-def split_column(key: str) -> tuple[str, str]:
-    """Inverse of `column_key` (metric names never contain ``/``; task names may)."""
-    task, _, metric = key.rpartition("/")
-    return task, metric
-
-
 def _metric_sort(names: Iterable[str]) -> list[str]:
     seen = list(dict.fromkeys(names))
     known = [m for m in METRIC_ORDER if m in seen]
@@ -655,6 +649,5 @@ __all__ = [
     "load_metrics",
     "markdown_table",
     "run_markdown",
-    "split_column",
     "write_comparison",
 ]

@@ -4,7 +4,7 @@
     mmlink cadvi phase2 --config configs/recipes/cadvi_phase2.yaml
     mmlink cadvi annotate|filter|mix|train --config ...   # one stage (the earlier ones done)
 
-CaD-VI §3.3 (DESIGN.md "CaD-VI facts"): the Phase-1 model annotates new, highly similar image pairs — from scratch
+CaD-VI §3.3 (the paper, §3.3): the Phase-1 model annotates new, highly similar image pairs — from scratch
 and by refining their difference-only annotations — and training repeats on Phase-1 + Phase-2 data, the Phase-1
 data listed twice (the released mix). Stages, each resumable (re-run the same command after an interruption):
 

@@ -1,7 +1,7 @@
 """`TrainConfig`: every setting of a training run, typed, with the paper's recipe as defaults.
 
 Load it from a YAML or JSON file (`TrainConfig.from_file`), override single fields with CLI flags
-(`TrainConfig.from_sources(file, {"lr": "1e-4"})`). Unknown keys, wrong types and out-of-range values are
+(`TrainConfig.from_file(file, overrides={"lr": "1e-4"})`). Unknown keys, wrong types and out-of-range values are
 ``ValueError``s naming the field — a typo never trains with a silent default.
 
 Defaults follow SAM §5 / InstructBLIP: AdamW β=(0.9, 0.999), weight decay 0.05, lr 2e-5, 240 linear warm-up steps

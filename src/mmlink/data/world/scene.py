@@ -11,12 +11,11 @@ identity combination belongs to exactly one split (a stable hash), so a test ide
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SHARES = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -244,11 +243,6 @@ def sample_scene(
     return Scene(context, tuple(objects), lighting, int(rng.integers(2**31)))
 
 
-def with_changes(scene: Scene, **changes) -> Scene:
-    """A copy of ``scene`` with top-level fields replaced (objects are immutable too)."""
-    return replace(scene, **changes)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # JSON form (records carry their scene graphs in ``meta.scenes`` so that answers can be checked against them)
 # ---------------------------------------------------------------------------------------------------------------
@@ -324,5 +318,5 @@ __all__ = [
     "ACCESSORIES", "ACTIONS", "BODIES", "COLORS", "CONTEXTS", "CONTEXT_THINGS", "NAMES", "PATTERNS", "SPLITS",
     "THINGS", "Character", "Identity", "Pose", "Scene", "SceneObject", "Thing", "all_identities", "identity_pool",
     "location", "place", "relative_position", "rng_for", "sample_identity", "sample_pose", "sample_scene",
-    "scene_from_dict", "scene_to_dict", "with_changes",
+    "scene_from_dict", "scene_to_dict",
 ]  # fmt: skip

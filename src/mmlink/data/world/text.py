@@ -237,10 +237,6 @@ def clean(text: str) -> str:
     return fix_articles(re.sub(r" +([,.;:?!])", r"\1", text))
 
 
-def paragraph(sentences: Sequence[str]) -> str:
-    return " ".join(sentence(s) for s in sentences if s.strip())
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Phrases for single facts
 # ---------------------------------------------------------------------------------------------------------------
@@ -534,6 +530,6 @@ __all__ = [
     "caption_with_facts", "choose", "clean", "context_noun", "context_phrase", "conversation", "count_phrase",
     "describe_identity", "describe_object", "describe_thing", "fix_articles", "image_prompt", "join_list",
     "location_phrase",
-    "number_word", "ordinal", "paragraph", "plural", "refer", "relation_phrase", "relation_sentence", "sentence",
+    "number_word", "ordinal", "plural", "refer", "relation_phrase", "relation_sentence", "sentence",
     "short_caption", "things_phrase", "with_article",
 ]  # fmt: skip

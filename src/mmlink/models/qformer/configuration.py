@@ -2,7 +2,7 @@
 
 The layout mirrors ``InstructBlipConfig`` (nested ``vision_config`` / ``qformer_config`` / ``text_config``,
 ``num_query_tokens``, ``image_token_index``) so that an InstructBLIP checkpoint's config converts losslessly, and
-adds SAM's settings (paper §4, DESIGN.md "SAM") and VisLingInstruct's CMAA (§3.1, DESIGN.md "VisLingInstruct facts").
+adds SAM's settings (SAM §4) and VisLingInstruct's CMAA (VisLingInstruct §3.1).
 """
 
 from __future__ import annotations
