@@ -270,16 +270,16 @@ def _train(config: TrainConfig, resume: bool, live: _Live) -> dict[str, Any]:
         step_loss_sum = torch.zeros((), device=accelerator.device)
         for batch in micro:
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            # gradients add up over the window; DDP all-reduces them on its last micro-batch only
             with accelerator.accumulate(model):
                 loss_sum = token_loss_sum(model, batch, decoder_only)
                 accelerator.backward(loss_sum * scale)
                 step_loss_sum += loss_sum.detach()
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        if not accelerator.sync_gradients:  # cannot happen: the window holds exactly grad_accum micro-batches
-            raise RuntimeError("gradient accumulation out of step with the data")
+        # one optimizer step per window of grad_accum micro-batches
+        if config.max_grad_norm > 0:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         lrs = scheduler.get_last_lr()  # this step's rates: [lr, lr, projector_lr, projector_lr] with projector_lr
         lr = lrs[0]
         scheduler.step()
