@@ -21,8 +21,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from mmlink.models.loading import DELTA_CONFIG, DELTA_WEIGHTS
+
 VARIANTS = ("base", "linear", "bsg_mean", "bsg_adaptive", "cmaa")  # base: no SAM; cmaa: CMAA, no SAM
-DELTA_CONFIG, DELTA_WEIGHTS = "mmlink_delta.json", "trainable.safetensors"
 KEEP = ("steps", "epochs", "samples_seen", "tokens_seen", "time_s", "samples_per_s", "global_batch_size",
         "mixed_precision", "trainable_params", "total_params", "trainable_fraction", "initial_train_loss",
         "final_train_loss", "final_val_loss", "resumed_from_step")

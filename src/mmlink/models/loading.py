@@ -200,16 +200,26 @@ def save_trainable(model, directory: str | os.PathLike, base: str | None = None)
     state = {k: v.detach().contiguous().cpu() for k, v in model.named_parameters() if v.requires_grad}
     if not state:
         raise ValueError("the model has no trainable parameters; call model.set_trainable(...) first")
+    write_delta(directory, state, base, model.config)
+
+
+def write_delta(directory: str | os.PathLike, state: dict[str, torch.Tensor], base: str, config,
+                **extra) -> Path:
+    """The trainable-only form: ``trainable.safetensors`` (``state``) and ``mmlink_delta.json`` naming ``base``
+    and the settings of ``config`` that differ from it (``extra``: more keys, e.g. a LoRA ``adapter`` directory).
+    The one writer of the format, for `save_trainable` and the training loop's checkpoints."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / DELTA_WEIGHTS, save(state, metadata={"format": "pt"}))
     meta = {
         "format": DELTA_FORMAT,
         **base_reference(base, directory),
-        "settings": delta_settings(model.config),
+        "settings": delta_settings(config),
         "parameters": sum(v.numel() for v in state.values()),
+        **extra,
     }
     atomic_write(directory / DELTA_CONFIG, json.dumps(meta, indent=2) + "\n")
+    return directory
 
 
 FINGERPRINT_BYTES = 1 << 20

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import get_cosine_schedule_with_warmup
 
 from mmlink.fileio import atomic_write
@@ -470,22 +470,13 @@ def write_trainable(state: dict[str, torch.Tensor], directory: Path, base: str, 
 
     With LoRA (``peft_model``) the adapter weights go to the PEFT adapter directory ``adapter/``, named in
     ``mmlink_delta.json`` so that the loader applies it; ``trainable.safetensors`` holds the rest (projector, …)."""
-    from mmlink.models.loading import DELTA_CONFIG, DELTA_FORMAT, DELTA_WEIGHTS, base_reference, delta_settings
+    from mmlink.models.loading import write_delta
 
     state, lora_state = split_lora(state) if peft_model is not None else (state, {})
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(state, directory / DELTA_WEIGHTS, metadata={"format": "pt"})
-    meta = {
-        "format": DELTA_FORMAT,
-        # relative to the final location: the temporary directory is its sibling, so the relative path is the same
-        **base_reference(base, directory),
-        "settings": delta_settings(model.config),
-        "parameters": sum(v.numel() for v in state.values()),
-    }
     if peft_model is not None:
         save_adapter(peft_model, lora_state, directory / ADAPTER_DIR, base)
-        meta["adapter"] = ADAPTER_DIR
-    (directory / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    # the base is referenced relative to `directory`: a temporary sibling of the final location gives the same path
+    write_delta(directory, state, base, model.config, **({"adapter": ADAPTER_DIR} if peft_model is not None else {}))
 
 
 def write_atomically(target: Path, write) -> None:
