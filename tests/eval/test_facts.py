@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmlink.data.tasks import TASKS
-from mmlink.data.tasks.captioning import fresh_identities
+from mmlink.data.world.edit import fresh_identities
 from mmlink.data.world.scene import (
     Character,
     Identity,

@@ -43,7 +43,8 @@ from mmlink.data.caption_facts import caption_facts, compare, parse_summary, tem
 from mmlink.data.formats import dumps_record, json_list_bytes, validate_record
 from mmlink.fileio import atomic_write
 from mmlink.data.nouns import jaccard, nouns
-from mmlink.data.synth import DATA_JSON, DATA_JSONL, PARAMS_FILE, PREVIEW_FILE, REPORT_FILE, make_preview
+from mmlink.data.preview import make_preview
+from mmlink.data.synth import DATA_JSON, DATA_JSONL, PARAMS_FILE, PREVIEW_FILE, REPORT_FILE
 from mmlink.data.synth import _dir_lock, _recover  # the world writer's crash-safe resume, shared
 from mmlink.data.tasks.pairs import CAD_INSTRUCTIONS, RETRIEVAL_TEMPLATES, format_cad
 from mmlink.data.world.text import choose, conversation, image_prompt

@@ -7,7 +7,8 @@ import pytest
 from textcheck import action_in, grammar_problems, has_any, task_samples
 
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.data.tasks.captioning import NO_CHANGE_TEXTS, apply_random_change
+from mmlink.data.tasks.captioning import NO_CHANGE_TEXTS
+from mmlink.data.world.edit import apply_random_change
 from mmlink.data.world.scene import COLORS, Character, Thing, location, rng_for, sample_identity, sample_scene
 from mmlink.data.world.text import (
     ACCESSORY_NOUNS,

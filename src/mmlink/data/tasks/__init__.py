@@ -40,4 +40,4 @@ __all__ = ["TASKS", "TaskFn", "WorldSample"]
 
 # Built-in task generators register themselves on import (kept at the end: they import the names above).
 from mmlink.data.tasks import captioning, closed, pairs, vqa  # noqa: E402,F401
-from mmlink.data import mmlink_synth  # noqa: E402,F401  (registers `mmlink_synth`)
+from mmlink.data.tasks import synthesis  # noqa: E402,F401  (registers `mmlink_synth`; one-way, see its docstring)

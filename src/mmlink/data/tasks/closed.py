@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.data.tasks.captioning import apply_random_change, fresh_identities, thing_size
+from mmlink.data.world.edit import apply_random_change, fresh_identities, thing_size
 from mmlink.data.world.scene import (
     ACTIONS,
     COLORS,

@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.data.tasks.captioning import apply_random_change, fresh_identities
+from mmlink.data.world.edit import apply_random_change, fresh_identities
 from mmlink.data.world.scene import (
     CONTEXTS,
     Character,

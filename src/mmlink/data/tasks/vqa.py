@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.data.tasks.captioning import fresh_identities, new_thing
+from mmlink.data.world.edit import fresh_identities, new_thing
 from mmlink.data.world.render import render_object, render_with_masks
 from mmlink.data.world.scene import COLORS, CONTEXT_THINGS, CONTEXTS, THINGS, Identity, Scene, sample_scene
 from mmlink.data.world.text import NUMBER_WORDS, choose, conversation, image_prompt, plural, with_article
