@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmlink.data.world import backgrounds
 from mmlink.data.world import render as render_module
 from mmlink.data.world.render import render, render_background, render_object, render_with_masks
 from mmlink.data.world.scene import (
@@ -88,8 +89,8 @@ def test_deterministic_including_a_cold_cache():
     scenes = [_sampled_scene(i) for i in range(4)]
     first = [render(s, 160).tobytes() for s in scenes]
     # Cached sprites and a fresh drawing must give the same bytes.
-    for fn in (render_module._character_sprite, render_module._thing_sprite, render_module._scenery,
-               render_module._pattern_field, render_module._cloud):  # fmt: skip
+    for fn in (render_module._character_sprite, render_module._thing_sprite, backgrounds._scenery,
+               render_module._pattern_field, backgrounds._cloud):  # fmt: skip
         fn.cache_clear()
     assert [render(s, 160).tobytes() for s in scenes] == first
     assert render_background("night", 96, seed=5).tobytes() == render_background("night", 96, seed=5).tobytes()
