@@ -48,3 +48,9 @@ def test_test_modules_have_unique_names():
     names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
     assert not [n for n, k in names.items() if k > 1], names.most_common(3)
 
+
+
+def test_no_source_file_grows_past_about_700_lines():
+    long = {str(p.relative_to(ROOT)): n for p in SRC.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 720}
+    assert not long, f"split these by role: {long}"
