@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import load_file
@@ -407,16 +406,12 @@ def optimizer_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[s
 
 
 def token_loss_sum(model, batch: dict[str, torch.Tensor], decoder_only: bool) -> torch.Tensor:
-    """Summed cross-entropy over the target tokens (fp32), ``labels`` -100 where ignored."""
-    labels = batch["labels"]
+    """Summed cross-entropy over the target tokens (``labels`` -100 where ignored), from the LLM's own loss: a causal
+    LM's (transformers' ForCausalLMLoss: shifted labels, fp32 logits) divides its sum by ``num_items_in_batch``, so
+    1 gives the sum; T5's takes no such argument and returns the mean over the targets, scaled back here."""
     if decoder_only:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        logits = model(**inputs).logits[:, :-1]
-        labels = labels[:, 1:]
-    else:
-        logits = model(**batch).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
-                           reduction="sum")
+        return model(**batch, num_items_in_batch=1).loss
+    return model(**batch).loss * count_targets(batch["labels"], decoder_only)
 
 
 @torch.no_grad()
