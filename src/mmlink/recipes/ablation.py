@@ -216,7 +216,7 @@ def examples(out: Path, tasks: Sequence[str] = TASKS, k: int = 2) -> list[dict]:
 def examples_sheet(picked: Sequence[dict], path: Path) -> Path:
     """The side-by-side examples as one PNG a terminal user can open: each item's images, the prompt, the base's
     and SAM's answers and the reference."""
-    from mmlink.data.synth import make_preview
+    from mmlink.data.preview import make_preview
 
     records = [{"id": f"{ex['task']} · {ex['id']}", "image": ex["images"],
                 "conversations": [{"from": "human", "value": ex["prompt"]},
