@@ -135,6 +135,12 @@ def test_mini_answers_are_token_identical(dtype):
     plain = model.generate(**batch, fast_greedy=False, **kwargs)
     fast = model.generate(**batch, **kwargs)
     assert torch.equal(fast, plain)
+    if dtype == torch.float32:  # and the same answers as when the weights shipped (tests/models/test_mini_pinned.py)
+        assert processor.batch_decode(fast) == [
+            "A red ball is on the left, a green flower is on the right.",
+            "A red and blue ball is a red and blue ball.",
+            "A red ball is on the left and a green ball is on the right.",
+        ]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

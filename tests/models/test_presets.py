@@ -73,12 +73,15 @@ def test_mini_generates_offline_from_two_images(mini):
 
 def test_mini_trainable_fraction_matches_the_sam_recipe(mini):
     model, _ = mini
-    trainable, total = model.set_trainable()
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}  # the shared fixture is left as found
+    try:
+        trainable, total = model.set_trainable()
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
     # SAM linears (1280+64+1: CNN + colour histogram channels, 2 x (384*384+384)) + projection (384*576+576).
     assert trainable == (1280 + 64 + 1) + 2 * (384 * 384 + 384) + (384 * 576 + 576)
     assert trainable / total < 0.004  # 0.30% for this 172M-parameter model (paper: 0.05% of 7.9B)
-    for p in model.parameters():
-        p.requires_grad_(False)
 
 
 def test_the_trained_mini_weights_ship_small_and_chain_to_stage1():
