@@ -178,3 +178,27 @@ def test_categories_are_scored_each_and_averaged(tmp_path, root, one_thread):
     assert entry["metrics"]["accuracy (category mean)"] == pytest.approx((one + two) / 2)
     assert "per category: one" in (tmp_path / "run" / "report.md").read_text()
 
+
+
+def _domain_reader(root: Path, split: str, cache: Path) -> list[dict]:
+    ims = sorted(str(p) for p in Path(root).glob("*.png"))
+    words = ["a red ball", "a blue box", "two green trees", "a small yellow car"]
+    return [_record(f"d{i}", [ims[i]], "<image>\nA short image description:", words[i],
+                    refs=[words[i], words[(i + 1) % 4]], category="in" if i < 2 else "out") for i in range(4)]
+
+
+def test_generation_categories_are_scored_as_their_own_sets(tmp_path, root, monkeypatch, one_thread):
+    from mmlink.metrics import score
+
+    monkeypatch.setitem(EVAL_TASKS.items, "test_domains", EvalTask("test_domains", "generate", reader=_domain_reader,
+                                                                   splits=("val",), max_new_tokens=4))
+    metrics = _run(tmp_path, "test_domains", root, min_cider_set=2)
+    entry = metrics["tasks"]["test_domains"]
+    rows = {json.loads(line)["id"]: json.loads(line)
+            for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()}
+    for category, ids in (("in", ["d0", "d1"]), ("out", ["d2", "d3"])):
+        want = score({i: rows[i]["text"] for i in ids}, {i: rows[i]["refs"] for i in ids}, min_cider_set=None)
+        got = entry["by_category"][category]
+        assert got["n"] == 2 and got["CIDEr"] == pytest.approx(want["CIDEr"]) and got["BLEU-4"] == pytest.approx(
+            want["BLEU-4"])
+    assert "`in` (n=2)" in (tmp_path / "run" / "report.md").read_text()

@@ -413,6 +413,7 @@ def score_task(task: EvalTask, items: list[Item], store: PredictionStore, config
         entry["metrics"] = {k: result.get(k) for k in ("ROUGE-L", "CIDEr", "BLEU-4")}  # CIDEr None: not meaningful
         if unreliable:
             entry["cider_unreliable"] = unreliable
+        _generation_categories(entry, items, preds, refs, config)
         entry["tokenize"] = config.tokenize
         _add_world_facts(entry, items, rows)
     elif task.kind in ("rank", "pair_match"):
@@ -477,6 +478,26 @@ def _add_categories(entry: dict, items: list[Item], scores: list[float], metric:
         groups.setdefault(it.category or "(none)", []).append(value)
     entry["by_category"] = {c: {"n": len(v), metric: 100.0 * sum(v) / len(v)} for c, v in sorted(groups.items())}
     entry["metrics"][f"{metric} (category mean)"] = sum(c[metric] for c in entry["by_category"].values()) / len(groups)
+
+
+def _generation_categories(entry: dict, items: list[Item], preds: dict, refs: dict, config: EvalConfig) -> None:
+    """Generation items with categories (NoCaps' domains, CLEVR-Change's change types): each category scored as its
+    own set, as those papers report them (CIDEr's IDF then comes from the category's items; null when too few)."""
+    if not any(it.category for it in items):
+        return
+    from mmlink.metrics import score
+
+    groups: dict[str, list[str]] = {}
+    for it in items:
+        groups.setdefault(it.category or "(none)", []).append(it.id)
+    entry["by_category"] = {}
+    for category, ids in sorted(groups.items()):
+        sub_refs = {i: refs[i] for i in ids}
+        unreliable = cider_unreliable(sub_refs, config.min_cider_set)
+        result = score({i: preds[i] for i in ids}, sub_refs, tokenize=config.tokenize, min_cider_set=None,
+                       metrics="bleu4,rougeL" if unreliable else "bleu4,rougeL,cider")
+        entry["by_category"][category] = {"n": result.pop("n"),
+                                          **{k: result.get(k) for k in ("ROUGE-L", "CIDEr", "BLEU-4")}}
 
 
 def cider_unreliable(refs: dict[str, list[str]], min_set: int) -> Optional[str]:

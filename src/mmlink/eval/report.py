@@ -243,6 +243,9 @@ def _generation_lines(label: str, tasks: dict[str, dict]) -> list[str]:
             lines.append("  - other metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in others.items()))
         lines += _fact_type_lines(t)
         lines += _interval_lines(t)
+        if isinstance(t.get("by_category"), dict):
+            lines += [f"  - `{c}` (n={m.get('n')}): " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if k != "n")
+                      for c, m in t["by_category"].items()]
     if len(names) >= 2:
         lines.append(f"- {AVERAGE}: mean over the {len(names)} generation tasks ({MISSING} if a task lacks the metric)")
     lines.append("")

@@ -180,8 +180,8 @@ def test_clevr_change_gives_change_and_distractor_pairs(tmp_path):
     assert [Path(p).name for p in sc["image"]] == ["CLEVR_default_000002.png", "CLEVR_semantic_000002.png"]
     assert [Path(p).name for p in nsc["image"]] == ["CLEVR_default_000002.png", "CLEVR_nonsemantic_000002.png"]
     assert sc["meta"] == {"refs": ["the cube changed 2", "the cube became red 2"], "change": True, "scene": 2,
-                          "change_type": "color"}
-    assert nsc["meta"]["change"] is False and nsc["meta"]["change_type"] == "no_change"
+                          "change_type": "color", "category": "color"}
+    assert nsc["meta"]["change"] is False and nsc["meta"]["change_type"] == nsc["meta"]["category"] == "no_change"
     assert nsc["meta"]["refs"] == ["nothing has changed", "the scene remains the same"]
     assert records[2]["meta"]["change_type"] == "move"
     assert [r["id"] for r in sam.read_clevr_change(root / "data", "val", tmp_path / "cache")] == ["000001",

@@ -286,6 +286,8 @@ def read_clevr_change(root: Path, split: str, cache: Path) -> list[dict]:
                 meta["change_type"] = "no_change"
             elif n in types:
                 meta["change_type"] = types[n]
+            # scored per type as well (the paper's table: each change type and the distractors)
+            meta["category"] = meta.get("change_type", "change")
             records.append(base.record(rid, [before, after], _prompt(2, CHANGE_PROMPT), refs[0], **meta))
     return records
 

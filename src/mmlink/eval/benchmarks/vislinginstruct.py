@@ -173,7 +173,7 @@ def read_nocaps(root: Path, split: str, cache: Path) -> list[dict]:
             raise base.fail(path, image_id, "annotations", "hold no caption of this image")
         image = base.image_file(images, name, path, image_id, "file_name")
         records.append(base.record(str(image_id), [image], f"{IMAGE}\n{CAPTION}", refs[0], refs=refs,
-                                   domain=domain.split("-")[0]))
+                                   domain=domain.split("-")[0], category=domain))  # scored per domain too
     return records
 
 
