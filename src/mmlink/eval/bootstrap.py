@@ -181,5 +181,6 @@ def paired_interval(a: Statistic, b: Statistic, n_resamples: int = N_RESAMPLES, 
     return _percentiles(a.weighted(counts) - b.weighted(counts), level)
 
 
-__all__ = ["BLEU_STATS", "LEVEL", "N_RESAMPLES", "SEED", "Statistic", "auc", "auc_statistic", "bleu_statistic", "corpus_bleu", "interval",
+__all__ = ["BLEU_STATS", "LEVEL", "N_RESAMPLES", "SEED", "Statistic", "auc", "auc_statistic", "bleu_statistic",
+           "corpus_bleu", "interval",
            "mean_statistic", "paired_interval", "ratio_statistic", "resample_counts", "weighted_auc"]

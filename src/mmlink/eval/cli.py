@@ -254,10 +254,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     if len(data) != len(args.data) or len(roots) != len(args.data_root):
         raise ValueError("--data or --data-root names a task twice")
     config = EvalConfig(
-        out=args.out, data=data, data_root=roots, data_dir=args.data_dir, split=args.split, limit=args.limit, seed=args.seed,
-        batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
-        max_new_tokens=args.max_new_tokens,
-        tokenize=args.tokenize, min_cider_set=args.min_cider_set, dtype=args.dtype, device=args.device, quantize=args.quantize,
+        out=args.out, data=data, data_root=roots, data_dir=args.data_dir, split=args.split, limit=args.limit,
+        seed=args.seed, batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
+        max_new_tokens=args.max_new_tokens, tokenize=args.tokenize, min_cider_set=args.min_cider_set,
+        dtype=args.dtype, device=args.device, quantize=args.quantize,
         fast_greedy=not args.plain_generate,
         image_size=args.image_size, sam_mode=args.sam_mode,
         label=args.label, progress=not args.no_progress, aio=args.aio, aio_rewrites=args.aio_rewrites,

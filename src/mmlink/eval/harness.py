@@ -56,7 +56,8 @@ class EvalConfig:
     limit: Optional[int] = None  # items per task (world sets: samples generated; user data: first N records)
     seed: int = 0
     batch_size: int = 8
-    option_scoring: Optional[OptionScoring] = None  # closed-ended tasks (mmlink.eval.options); None: the task's own, else sum
+    # closed-ended tasks (mmlink.eval.options); None: the task's own protocol, else sum
+    option_scoring: Optional[OptionScoring] = None
     blind: bool = False  # also answer every item with flat gray images (mmlink.eval.blind) into <out>/blind/
     max_new_tokens: Optional[int] = None  # None: each task's own
     tokenize: Literal["simple", "ptb"] = "simple"

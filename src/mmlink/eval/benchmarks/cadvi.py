@@ -217,7 +217,7 @@ def read_bison(root: Path, split: str, cache: Path) -> list[dict]:
         answer = CHOICES_AB[ids.index(true_id)]
         images = [_locate(root, where(c["image_filename"]), path, bid, "image_candidates") for c in cands]
         records.append(base.record(str(bid), images, suits_prompt(caption), answer, choices=list(CHOICES_AB),
-                               answer=answer, text=caption))
+                                   answer=answer, text=caption))
     return records
 
 
@@ -279,7 +279,8 @@ def read_svo(root: Path, split: str, cache: Path) -> list[dict]:
             for key in ("pos_triplet", "neg_triplet"):
                 if row.get(key):
                     meta[key] = row[key]
-            records.append(base.record(rid, [neg, pos] if flip else [pos, neg], suits_prompt(sentence), answer, **meta))
+            records.append(base.record(rid, [neg, pos] if flip else [pos, neg], suits_prompt(sentence), answer,
+                                       **meta))
     return records
 
 
@@ -332,7 +333,7 @@ def read_nlvr2(root: Path, split: str, cache: Path) -> list[dict]:
         images = [_locate(root, _nlvr2_where(f"{stem}-img{k}.png", directory), path, ident, "identifier")
                   for k in (0, 1)]
         records.append(base.record(ident, images, nlvr2_prompt(sentence), truth, choices=list(CHOICES_TF),
-                               answer=truth, text=sentence))
+                                   answer=truth, text=sentence))
     return records
 
 

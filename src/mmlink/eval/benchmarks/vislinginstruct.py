@@ -380,9 +380,9 @@ def _sciqa_record(rid: str, image: str, prob: dict, path: Any) -> dict:
 def read_scienceqa(root: Path, split: str, cache: Path) -> list[dict]:
     """ScienceQA's IMG set: the problems of a split that have an image (test: 2017, VisLingInstruct App. D).
     The option texts are the candidates (ranked, as VisLingInstruct §4.3; letters when two options read the same),
-    listed ``(A) x (B) y`` in the prompt with the hint as context. Reads the authors' ``problems.json`` (``{pid: {question, choices, answer, hint, image,
-    split, ...}}``) + ``pid_splits.json``, or their Hugging Face copy (parquet/save_to_disk; rows without an image
-    are skipped). Source: https://github.com/lupantech/ScienceQA (README "Download the Dataset")."""
+    listed ``(A) x (B) y`` in the prompt with the hint as context. Reads the authors' ``problems.json``
+    (``{pid: {question, choices, answer, hint, image, split, ...}}``) + ``pid_splits.json``, or their Hugging Face
+    copy (parquet/save_to_disk; rows without an image are skipped). Source: https://github.com/lupantech/ScienceQA (README "Download the Dataset")."""
     base.check_split(split, ("test", "val"), root)
     root = Path(root)
     found = [p for p in (root / "problems.json", root / "data" / "scienceqa" / "problems.json",
