@@ -20,3 +20,13 @@ def test_atomic_write_replaces_whole_files_and_cleans_up(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         atomic_write(target, "never")
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_store_by_content_writes_each_content_once(tmp_path):
+    from mmlink.fileio import store_by_content
+
+    a = store_by_content(b"\x89PNG same bytes", tmp_path / "cache", ".png")
+    b = store_by_content(b"\x89PNG same bytes", tmp_path / "cache", ".png")
+    c = store_by_content(b"\x89PNG other bytes", tmp_path / "cache", ".png")
+    assert a == b != c and a.read_bytes() == b"\x89PNG same bytes" and a.is_absolute()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([a.name, c.name])

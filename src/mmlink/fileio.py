@@ -5,6 +5,7 @@ Imports nothing from the rest of mmlink, so every layer can use it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -39,4 +40,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, fsync: bool
     return path
 
 
-__all__ = ["atomic_write", "cache_dir"]
+def store_by_content(data: bytes, directory: str | os.PathLike[str], suffix: str) -> Path:
+    """``data`` written once into ``directory`` under its content hash (images kept inside data files: the same
+    image read twice, or by several processes, is one file); the file's absolute path."""
+    target = Path(directory) / (hashlib.sha256(data).hexdigest()[:32] + suffix)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data, fsync=False)  # a cache: written again if lost
+    return target.resolve()
+
+
+__all__ = ["atomic_write", "cache_dir", "store_by_content"]

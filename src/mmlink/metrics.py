@@ -177,6 +177,19 @@ def _tokenized(preds: Mapping[str, str], refs: Mapping[str, Sequence[str]], ids:
     return _ptb_tokenize({i: list(refs[i]) for i in ids}), _ptb_tokenize({i: [preds[i]] for i in ids})
 
 
+def cider_unreliable(references: Mapping[Any, Sequence[str]], min_set: int | None = MIN_CIDER_SET) -> str | None:
+    """Why CIDEr would mean nothing on these items, or None. Its IDF is computed over the evaluated set: fewer than
+    ``min_set`` items (0 or None: no minimum), or the same references for every item (every IDF 0)."""
+    n = len(references)
+    if min_set and n < min_set:
+        return (f"{n} item(s), fewer than --min-cider-set {min_set}: CIDEr needs a whole evaluation set, its IDF is "
+                f"computed over the evaluated items (1 item always scores 0); at least {min_set} are required")
+    if len({tuple(sorted(simple_tokenize(r) for r in refs)) for refs in references.values()}) < 2:
+        return (f"all {n} items have the same references: every n-gram's IDF over the set is 0 and CIDEr would be 0 "
+                "whatever the predictions")
+    return None
+
+
 def score(
     predictions: Mapping[Any, str],
     references: Mapping[Any, Sequence[str]],
@@ -204,17 +217,9 @@ def score(
     ids = sorted(preds)
     n = len(ids)
     if "cider" in names and min_cider_set is not None:
-        if n < min_cider_set:
-            raise ValueError(
-                f"CIDEr needs a whole evaluation set: its IDF is computed over the evaluated items, so a set of {n} "
-                f"item(s) gives a meaningless score (1 item always scores 0); at least {min_cider_set} are required "
-                f"(min_cider_set / --min-cider-set to change, or leave cider out of the metrics)"
-            )
-        if len({tuple(sorted(simple_tokenize(r) for r in refs[i])) for i in ids}) < 2:
-            raise ValueError(
-                f"CIDEr is meaningless here: all {n} items have the same references, so every n-gram's IDF over "
-                f"the set is 0 and CIDEr would be 0 whatever the predictions"
-            )
+        problem = cider_unreliable(refs, min_cider_set)
+        if problem:
+            raise ValueError(f"{problem} (--min-cider-set to change, or leave cider out of the metrics)")
     empty = [i for i in ids if not preds[i].strip()]
     if empty:
         warnings.warn(
@@ -391,6 +396,7 @@ __all__ = [
     "METRICS",
     "MIN_CIDER_SET",
     "TOKENIZERS",
+    "cider_unreliable",
     "parse_metrics",
     "per_item_scores",
     "read_predictions",

@@ -202,3 +202,14 @@ def test_generation_categories_are_scored_as_their_own_sets(tmp_path, root, monk
         assert got["n"] == 2 and got["CIDEr"] == pytest.approx(want["CIDEr"]) and got["BLEU-4"] == pytest.approx(
             want["BLEU-4"])
     assert "`in` (n=2)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_tasks_own_scoring_is_recorded_so_runs_cannot_mix(tmp_path, root, monkeypatch):
+    monkeypatch.setitem(EVAL_TASKS.items, "test_own_scoring",
+                        EvalTask("test_own_scoring", "rank", reader=_category_reader, splits=("test",),
+                                 option_scoring="generate"))
+    _run(tmp_path, "test_own_scoring", root, limit=1, max_new_tokens=2)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["option_scoring"] == "sum" and run["task_option_scoring"] == {"test_own_scoring": "generate"}
+    with pytest.raises(ValueError, match="holds predictions of another run"):
+        _run(tmp_path, "test_own_scoring", root, limit=1, max_new_tokens=2, option_scoring="sum")

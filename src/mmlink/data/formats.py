@@ -42,14 +42,13 @@ Errors name the file, the record index (0-based: ``records[12]`` of a ``.json`` 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from mmlink.fileio import atomic_write, cache_dir
+from mmlink.fileio import atomic_write, cache_dir, store_by_content
 
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
@@ -357,12 +356,7 @@ class _ImageStore:
             raise _Bad(field, f"unreadable embedded image: {err}", R_UNREADABLE) from None
         if self._dir is None:
             self._dir = hf_image_cache(self.dataset_dir)
-        else:
-            self._dir.mkdir(parents=True, exist_ok=True)
-        target = self._dir / (hashlib.sha256(data).hexdigest()[:32] + self.SUFFIXES.get(fmt, f".{fmt.lower()}"))
-        if not target.is_file():  # no fsync: a lost file is written again on the next read
-            atomic_write(target, data, fsync=False)
-        return str(target.resolve())
+        return str(store_by_content(data, self._dir, self.SUFFIXES.get(fmt, f".{fmt.lower()}")))
 
 
 def _from_hf_row(row: dict[str, Any], store: _ImageStore) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Per-item scores of closed-ended and short-answer tasks beyond top-1 accuracy, from the harness's prediction rows.
+"""Candidate scores (`CandidateScores`, as `mmlink.eval.ranking` computes them) and the per-item scores of
+closed-ended and short-answer tasks beyond top-1 accuracy, from the harness's prediction rows.
 
 * ``retrieval`` (VisDial): the rank of the ground-truth answer among all candidates by the model's score (1 = best;
   a candidate with an equal score ranks ahead of it — ties never flatter the model): MRR, R@1/5/10, mean rank;
@@ -13,19 +14,38 @@ Light: numpy only.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
 RETRIEVAL_METRICS = ("MRR", "R@1", "R@5", "R@10", "mean rank")
 
 
+@dataclass
+class CandidateScores:
+    """Per candidate: summed log-likelihood and token count (candidate tokens + EOS)."""
+
+    logprob: list[float]
+    tokens: list[int]
+
+    def scores(self, scoring: Literal["sum", "mean"] = "sum") -> list[float]:
+        """Per candidate: the summed log-likelihood (``"sum"``) or its mean per token (``"mean"``)."""
+        if scoring not in ("sum", "mean"):
+            raise ValueError(f"scoring must be sum or mean, got {scoring!r}")
+        return [lp / n for lp, n in zip(self.logprob, self.tokens)] if scoring == "mean" else list(self.logprob)
+
+    def best(self, scoring: Literal["sum", "mean"] = "sum") -> int:
+        s = self.scores(scoring)
+        return max(range(len(s)), key=s.__getitem__)  # the first of equal scores
+
+
+
 def candidate_scores(row: Mapping[str, Any], scoring: str) -> np.ndarray:
     """The row's per-candidate scores: summed log-likelihoods, or per token for ``mean``."""
     if "logprob" not in row:
         raise ValueError(f"prediction {row.get('id')!r} has no candidate log-likelihoods (answered by generation?)")
-    logprob = np.asarray(row["logprob"], dtype=np.float64)
-    return logprob / np.asarray(row["tokens"], dtype=np.float64) if scoring == "mean" else logprob
+    return np.asarray(CandidateScores(row["logprob"], row["tokens"]).scores(scoring), dtype=np.float64)
 
 
 def answer_rank(row: Mapping[str, Any], candidates: Sequence[str], answer: str, scoring: str) -> int:
@@ -66,5 +86,5 @@ def vqa_scores(items: Sequence[Any], rows: Mapping[str, Mapping]) -> list[float]
     return [vqa_accuracy(rows[it.id]["text"], it.refs) for it in items]
 
 
-__all__ = ["RETRIEVAL_METRICS", "answer_rank", "candidate_scores", "margins", "retrieval_metrics", "retrieval_rows",
+__all__ = ["CandidateScores", "RETRIEVAL_METRICS", "answer_rank", "candidate_scores", "margins", "retrieval_metrics", "retrieval_rows",
            "vqa_scores"]

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Literal, Optional, Sequence
 
 from mmlink.eval.blind import gap
 from mmlink.fileio import atomic_write
-from mmlink.metrics import MIN_CIDER_SET
+from mmlink.metrics import MIN_CIDER_SET, cider_unreliable
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
 from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, expand_tasks
@@ -501,18 +501,6 @@ def _generation_categories(entry: dict, items: list[Item], preds: dict, refs: di
                                           **{k: result.get(k) for k in ("ROUGE-L", "CIDEr", "BLEU-4")}}
 
 
-def cider_unreliable(refs: dict[str, list[str]], min_set: int) -> Optional[str]:
-    """Why CIDEr would mean nothing on these items (its IDF is computed over them), or None: fewer than ``min_set``
-    items (0: no minimum), or the same references for every item."""
-    from mmlink.metrics import simple_tokenize
-
-    if min_set and len(refs) < min_set:
-        return f"{len(refs)} item(s), fewer than --min-cider-set {min_set}: CIDEr's IDF needs a whole set"
-    if len({tuple(sorted(simple_tokenize(r) for r in v)) for v in refs.values()}) < 2:
-        return "every item has the same references: every n-gram's IDF is 0"
-    return None
-
-
 def _add_world_facts(entry: dict, items: list[Item], rows: dict) -> None:
     """World records carry their scene graphs: check every fact an answer states (fact precision / recall)."""
     if not all(it.scenes for it in items):
@@ -591,10 +579,15 @@ def evaluate(model: str, tasks: Sequence[str], config: EvalConfig, loaded=None, 
     settings = {k: getattr(net.config, k) for k in SETTING_KEYS if hasattr(net.config, k)}  # SAM: Q-Former family
     if getattr(net.config, "cmaa", "none") != "none":  # only when on: runs from before CMAA existed still resume
         settings.update({k: getattr(net.config, k) for k in ("cmaa", "cmaa_text", "cmaa_scale")})
+    own = {t.name: option_scoring(t, config) for t in specs
+           if t.kind in CLOSED_KINDS and option_scoring(t, config) != (config.option_scoring or "sum")}
     # the resolved name: a re-run with --dtype auto on the same machine matches, one computing in another dtype not
     _claim(out / "run.json", {"model": str(model), "model_settings": settings, "dtype": choice.name,
                               "quantize": config.quantize, "seed": config.seed,
                               "option_scoring": config.option_scoring or "sum",
+                              # a task answered by its own protocol (e.g. generate for MuirBench) is recorded as such,
+                              # so a re-run that would mix two scorings in one predictions file is refused
+                              **({"task_option_scoring": own} if own else {}),
                               **({"aio": {"rewrites": config.aio_rewrites, "backend": config.aio_backend}}
                                  if config.aio else {})})
     torch.manual_seed(config.seed)

@@ -16,30 +16,13 @@ are left-padded (with explicit position ids, so a row's positions do not depend 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import torch
 from PIL import Image
 
-
-@dataclass
-class CandidateScores:
-    """Per candidate: summed log-likelihood and token count (candidate tokens + EOS)."""
-
-    logprob: list[float]
-    tokens: list[int]
-
-    def scores(self, scoring: Literal["sum", "mean"] = "sum") -> list[float]:
-        """Per candidate: the summed log-likelihood (``"sum"``) or its mean per token (``"mean"``)."""
-        if scoring not in ("sum", "mean"):
-            raise ValueError(f"scoring must be sum or mean, got {scoring!r}")
-        return [lp / n for lp, n in zip(self.logprob, self.tokens)] if scoring == "mean" else list(self.logprob)
-
-    def best(self, scoring: Literal["sum", "mean"] = "sum") -> int:
-        s = self.scores(scoring)
-        return max(range(len(s)), key=s.__getitem__)  # the first of equal scores
+from mmlink.eval.closed import CandidateScores
 
 
 @torch.inference_mode()

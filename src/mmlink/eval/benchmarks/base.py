@@ -14,7 +14,6 @@ This module imports nothing from the rest of mmlink (the task registry imports t
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -118,14 +117,9 @@ def store_image(value: Any, cache: Path, path: Path | str, record: Any, field: s
         return str(Path(value["path"]).resolve())
     if not data:
         raise fail(path, record, field, f"holds no image (expected image bytes or a PIL image, got {_short(value)})")
-    name = hashlib.sha1(data).hexdigest()[:20] + ".png"
-    target = Path(cache) / name
-    if not target.is_file():
-        from mmlink.fileio import atomic_write
+    from mmlink.fileio import store_by_content
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data, fsync=False)  # a cache: written again if lost
-    return str(target.resolve())
+    return str(store_by_content(data, cache, ".png"))  # decoders read the content, not the name
 
 
 def hf_rows(root: Path, split: str, layout: str) -> Iterator[tuple[str, int, dict]]:
