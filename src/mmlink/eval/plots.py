@@ -11,10 +11,11 @@ output's parent directories and returns the path of the PNG it wrote.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from mmlink.eval.report import as_score
 
 DPI = 120
 METRIC_ORDER = ("ROUGE-L", "CIDEr", "BLEU-4", "accuracy", "rating")
@@ -36,13 +37,6 @@ def _save(fig, path: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI, format="png", bbox_inches="tight")
     return out
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _split(column: str | tuple[str, str]) -> tuple[str, str]:
@@ -81,7 +75,7 @@ def bar_chart(
         raise ValueError("bar_chart: no columns to plot")
     pairs = [_split(c) for c in columns]
     keys = [c if isinstance(c, str) else f"{c[0]}/{c[1]}" for c in columns]
-    if all(_finite(r.get(k)) is None for r in rows for k in keys):
+    if all(as_score(r.get(k)) is None for r in rows for k in keys):
         raise ValueError("bar_chart: every value is missing; nothing to plot")
     metrics = [m for m in METRIC_ORDER if any(pm == m for _, pm in pairs)]
     metrics += list(dict.fromkeys(m for _, m in pairs if m not in METRIC_ORDER))
@@ -100,13 +94,13 @@ def bar_chart(
             xs, hs, err_x, err_lo, err_hi = [], [], [], [], []
             bounds = (errors or {}).get(str(row.get("run"))) or {}
             for x, i in enumerate(idx):
-                v = _finite(row.get(keys[i]))
+                v = as_score(row.get(keys[i]))
                 if v is not None:
                     xs.append(x - 0.4 + bar_w * (r + 0.5))
                     hs.append(v)
                     top, bottom = max(top, v), min(bottom, v)
                     ci = bounds.get(keys[i])
-                    lo, hi = (_finite(ci[0]), _finite(ci[1])) if ci is not None and len(ci) == 2 else (None, None)
+                    lo, hi = (as_score(ci[0]), as_score(ci[1])) if ci is not None and len(ci) == 2 else (None, None)
                     if lo is not None and hi is not None:
                         err_x.append(xs[-1])
                         err_lo.append(max(0.0, v - lo))
@@ -163,7 +157,7 @@ def layer_grid(scores: Mapping[tuple[int, int], float]):
         l, k = key
         if k < l:
             raise ValueError(f"layer_heatmap: (l={l}, k={k}) has k < l; the context layer cannot precede the guide")
-        v = _finite(value)
+        v = as_score(value)
         if v is None:
             raise ValueError(f"layer_heatmap: score at (l={l}, k={k}) is not a finite number: {value!r}")
         clean[(l, k)] = v
@@ -277,7 +271,7 @@ def volume_curve(
         for p in pts:
             if not (isinstance(p, (tuple, list)) and len(p) == 2):
                 raise ValueError(f"volume_curve: series {name!r}: point {p!r} is not an (x, y) pair")
-            x, y = _finite(p[0]), _finite(p[1])
+            x, y = as_score(p[0]), as_score(p[1])
             if x is None or y is None:
                 raise ValueError(f"volume_curve: series {name!r}: point {p!r} is not a pair of finite numbers")
             clean.append((x, y))

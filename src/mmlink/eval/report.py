@@ -114,7 +114,7 @@ def load_metrics(path: str | os.PathLike) -> dict:
 # ------------------------------------------------------------------------------------------------------ formatting
 
 
-def _num(value: Any) -> float | None:
+def as_score(value: Any) -> float | None:
     """A finite number as float, else None (bools and NaN are not scores)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -123,12 +123,12 @@ def _num(value: Any) -> float | None:
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
-    v = _num(value)
+    v = as_score(value)
     return MISSING if v is None else f"{v:.{digits}f}"
 
 
 def _fmt_chance(value: Any) -> str:
-    v = _num(value)
+    v = as_score(value)
     if v is None:
         return ""
     return str(int(v)) if v == int(v) else f"{v:.2f}"
@@ -178,7 +178,7 @@ def _display(metrics: Mapping) -> str:
 
 def _task_metric(task: Mapping, metric: str) -> float | None:
     m = task.get("metrics")
-    return _num(m.get(metric)) if isinstance(m, dict) else None
+    return as_score(m.get(metric)) if isinstance(m, dict) else None
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -280,11 +280,11 @@ def _blind_rows(tasks: Mapping[str, Mapping], names: Sequence[str], metrics: Seq
 
 def _part_metric(task: Mapping, part: str, metric: str) -> float | None:
     m = task.get(part)
-    return _num(m.get(metric)) if isinstance(m, dict) else None
+    return as_score(m.get(metric)) if isinstance(m, dict) else None
 
 
 def _signed(value: Any) -> str:
-    v = _num(value)
+    v = as_score(value)
     return MISSING if v is None else f"{v:+.2f}"
 
 
@@ -646,6 +646,7 @@ __all__ = [
     "METRIC_ORDER",
     "SCORING_TEXT",
     "WEAK_JUDGE_TEXT",
+    "as_score",
     "column_key",
     "compare",
     "comparison_columns",

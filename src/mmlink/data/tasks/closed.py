@@ -450,38 +450,34 @@ def _statement(rng, stype: str, s1: Scene, s2: Scene, label: bool) -> tuple[dict
         what = with_article(_noun(spec["kind"], spec.get("color")))
         text = choose(rng, (f"both images contain {what}", f"each image has {what}", f"there is {what} in both images"))
         return spec, sentence(text)
+    # The other types name one value (a kind, an action, a context): one drawn among those that make it ``label``.
     if stype == "exactly_one":
-        options = [k for k in kinds if evaluate_statement({"type": stype, "kind": k}, s1, s2) == label]
-        if not options:
-            return None
-        kind = str(choose(rng, options))
-        text = choose(rng, (f"exactly one of the images contains {with_article(kind)}",
-                            f"only one image has {with_article(kind)}"))  # fmt: skip
-        return {"type": stype, "kind": kind}, sentence(text)
-    if stype == "more":
-        options = [k for k in kinds if (_count(s1, k) or _count(s2, k))
-                   and evaluate_statement({"type": stype, "kind": k}, s1, s2) == label]  # fmt: skip
-        if not options:
-            return None
-        kind = str(choose(rng, options))
-        text = choose(rng, (f"the first image has more {plural(kind)} than the second",
-                            f"there are more {plural(kind)} in the first image than in the second"))  # fmt: skip
-        return {"type": stype, "kind": kind}, sentence(text)
-    if stype == "action_both":
-        options = [a for a in ACTIONS if evaluate_statement({"type": stype, "action": a}, s1, s2) == label]
-        if not options:
-            return None
-        action = str(choose(rng, options))
-        text = choose(rng, (f"in both images a character is {action_phrase(action, rng)}",
-                            f"each image shows a character {action_phrase(action, rng)}"))  # fmt: skip
-        return {"type": stype, "action": action}, sentence(text)
+        key, values = "kind", kinds
+    elif stype == "more":
+        key, values = "kind", [k for k in kinds if _count(s1, k) or _count(s2, k)]
+    elif stype == "action_both":
+        key, values = "action", ACTIONS
+    elif stype == "same_context":
+        key, values = "context", CONTEXTS
+    else:
+        raise ValueError(stype)
+    options = [v for v in values if evaluate_statement({"type": stype, key: v}, s1, s2) == label]
+    if not options:
+        return None
+    value = str(choose(rng, options))
+    spec = {"type": stype, key: value}
     if stype == "same_context":
-        options = [c for c in CONTEXTS if evaluate_statement({"type": stype, "context": c}, s1, s2) == label]
-        if not options:
-            return None
-        ctx = str(choose(rng, options))
-        return {"type": stype, "context": ctx}, sentence(f"both images are set {context_phrase(ctx, rng)}")
-    raise ValueError(stype)
+        return spec, sentence(f"both images are set {context_phrase(value, rng)}")
+    if stype == "exactly_one":
+        texts = (f"exactly one of the images contains {with_article(value)}",
+                 f"only one image has {with_article(value)}")  # fmt: skip
+    elif stype == "more":
+        texts = (f"the first image has more {plural(value)} than the second",
+                 f"there are more {plural(value)} in the first image than in the second")  # fmt: skip
+    else:
+        texts = (f"in both images a character is {action_phrase(value, rng)}",
+                 f"each image shows a character {action_phrase(value, rng)}")  # fmt: skip
+    return spec, sentence(choose(rng, texts))
 
 
 @TASKS.register("nlvr2")

@@ -462,28 +462,25 @@ def cad(rng: np.random.Generator, split: str) -> WorldSample:
 
 BOTH_QTYPES = ("common", "differ", "thing_color", "count", "char_action", "context")
 ONE_QTYPES = ("action_one", "color_one", "count_one", "where_one")
+# "common" and "differ" answer with the first fact of up to two axes of one side of the CaD summary.
+_AXES_QUESTIONS = {
+    "common": ("commonalities", ("What do the two images have in common?", "What is similar in the two images?")),
+    "differ": ("differences", ("What is different between the two images?", "How do the two images differ?")),
+}
 
 
 def _qa_both(rng, s1, s2, qtype):
     facts = cad_facts(s1, s2, rng)
     pairs = paired_entities(s1, s2)
     names = _entity_names(pairs, s1, s2)
-    if qtype == "common":
-        com = facts["commonalities"]
-        if not com:
+    if qtype in _AXES_QUESTIONS:
+        side, questions = _AXES_QUESTIONS[qtype]
+        found = facts[side]
+        if not found:
             return None
-        axes = list(com)
-        picked = [com[a][0] for a in axes[:2]]
-        q = choose(rng, ("What do the two images have in common?", "What is similar in the two images?"))
-        return q, " ".join(picked), {"axes": axes[:2]}
-    if qtype == "differ":
-        dif = facts["differences"]
-        if not dif:
-            return None
-        axes = list(dif)
-        picked = [dif[a][0] for a in axes[:2]]
-        q = choose(rng, ("What is different between the two images?", "How do the two images differ?"))
-        return q, " ".join(picked), {"axes": axes[:2]}
+        axes = list(found)[:2]
+        q = choose(rng, questions)
+        return q, " ".join(found[a][0] for a in axes), {"axes": axes}
     if qtype == "thing_color":
         things = [(p, n) for p, n in zip(pairs, names) if p[0] == "thing"]
         if not things:

@@ -169,13 +169,20 @@ def _char_candidates(scene, before, touched):
     return [i for i in _unchanged(scene, before, touched, Character) if refer(scene.objects[i], before) is not None]
 
 
-def _change_action(rng, scene, before, split, touched):
+def _pick_character(rng, scene, before, touched) -> tuple[int, Character, str] | None:
+    """One of `_char_candidates` at random: (its index, the character, how ``before`` refers to it); None if none."""
     idx = _char_candidates(scene, before, touched)
     if not idx:
         return None
     i = int(choose(rng, idx))
-    c = scene.objects[i]
-    ref = refer(c, before)
+    return i, scene.objects[i], refer(scene.objects[i], before)
+
+
+def _change_action(rng, scene, before, split, touched):
+    picked = _pick_character(rng, scene, before, touched)
+    if picked is None:
+        return None
+    i, c, ref = picked
     new = other_value(rng, ACTIONS, c.pose.action)
     a, b = action_phrase(c.pose.action, rng), action_phrase(new, rng)
     text = choose(rng, (f"{ref} is now {b} instead of {a}", f"{ref} was {a} and is now {b}",
@@ -185,22 +192,18 @@ def _change_action(rng, scene, before, split, touched):
 
 
 def _change_move(rng, scene, before, split, touched):
-    idx = _char_candidates(scene, before, touched)
-    if not idx:
+    picked = _pick_character(rng, scene, before, touched)
+    if picked is None:
         return None
-    i = int(choose(rng, idx))
-    c = scene.objects[i]
+    i, c, ref = picked
     h = location(c)[0]
-    if h == "left":
-        x = 1.0 - c.x
-    elif h == "right":
+    if h in ("left", "right"):
         x = 1.0 - c.x
     else:
         x = float(rng.uniform(0.12, 0.28)) if rng.random() < 0.5 else float(rng.uniform(0.72, 0.88))
     moved = replace(c, x=x, pose=replace(c.pose, facing="left" if x < c.x else "right"))
     h2 = location(moved)[0]
     assert h2 != h
-    ref = refer(c, before)
     text = choose(rng, (f"{ref} has moved from {HORIZONTAL_NOUNS[h]} to {HORIZONTAL_NOUNS[h2]}",
                         f"{ref} is now {location_phrase(moved, rng)} instead of {location_phrase(c, rng)}"
                         if location(moved)[1] == location(c)[1]

@@ -75,6 +75,12 @@ def _locate(root: Path, names: Sequence[str], path: Path, rid: Any, field: str) 
     raise base.fail(path, rid, field, f"names an image that is not there (looked for {looked})")
 
 
+def _row_id(row: Any, key: str, path: Path, where: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``row[key]``, the row's id, checked; an error before the id is known names the row by ``where``."""
+    label = row.get(key, where) if isinstance(row, dict) else where
+    return base.get(row, key, path, label, kind)
+
+
 def _in_folder(*folders: str) -> Candidates:
     """Image name -> candidate paths: the name under each folder ("" = the root itself)."""
     return lambda name: [f"{d}/{name}" if d else name for d in folders]
@@ -89,8 +95,7 @@ def _cadvi_file(root: Path, name: str, layout: str) -> Path:
 
 def _cadvi_row(path: Path, line: int, row: Any) -> tuple[Any, list[str], str, str]:
     """(question_id as in the file, image names, prompt, answer) of one line of a CaD-VI eval file, checked."""
-    label = row.get("question_id", f"line {line}") if isinstance(row, dict) else f"line {line}"
-    qid = base.get(row, "question_id", path, label, (int, str))
+    qid = _row_id(row, "question_id", path, f"line {line}", (int, str))
     names = base.get(row, "image", path, qid, list)
     if len(names) != 2 or not all(isinstance(n, str) and n for n in names):
         raise base.fail(path, qid, "image", f"must list the pair's 2 image names, got {names!r}")
@@ -121,6 +126,12 @@ def _cadvi_rank(root: Path, name: str, choices: list[str], where: Candidates, la
             meta["category"] = row["category"]  # SVO: which part of the triplet the negative image changes
         records.append(base.record(str(qid), images, text, answer, **meta))
     return records
+
+
+def _rank_record(rid: str, images: list[str], prompt: str, answer: str, choices: list[str], text: str,
+                 **meta: Any) -> dict:
+    """A rank record read from a release: ``answer`` is one of ``choices``; ``text``: the caption or statement."""
+    return base.record(rid, images, prompt, answer, choices=list(choices), answer=answer, text=text, **meta)
 
 
 def _pair_record(rid: str, images: list[str], text1: str, text2: str, salt: str, **meta: Any) -> dict:
@@ -203,8 +214,7 @@ def read_bison(root: Path, split: str, cache: Path) -> list[dict]:
         raise base.DataError(f"{path}: expected {{'data': [...]}} or a list of BISON entries")
     records = []
     for n, entry in enumerate(entries):
-        label = entry.get("bison_id", f"entry {n}") if isinstance(entry, dict) else f"entry {n}"
-        bid = base.get(entry, "bison_id", path, label, int)
+        bid = _row_id(entry, "bison_id", path, f"entry {n}", int)
         caption = base.get(entry, "caption", path, bid)
         cands = base.get(entry, "image_candidates", path, bid, list)
         if len(cands) != 2 or not all(isinstance(c, dict) and isinstance(c.get("image_id"), int)
@@ -216,8 +226,7 @@ def read_bison(root: Path, split: str, cache: Path) -> list[dict]:
             raise base.fail(path, bid, "true_image_id", f"{true_id} is not one of the candidates {ids}")
         answer = CHOICES_AB[ids.index(true_id)]
         images = [_locate(root, where(c["image_filename"]), path, bid, "image_candidates") for c in cands]
-        records.append(base.record(str(bid), images, suits_prompt(caption), answer, choices=list(CHOICES_AB),
-                                   answer=answer, text=caption))
+        records.append(_rank_record(str(bid), images, suits_prompt(caption), answer, CHOICES_AB, caption))
     return records
 
 
@@ -273,14 +282,12 @@ def read_svo(root: Path, split: str, cache: Path) -> list[dict]:
             flip = _coin("svo", rid)
             answer = CHOICES_AB[flip]
             kinds = [name for col, name in _NEG_COLUMNS if str(row.get(col, "")).strip().lower() in ("true", "1")]
-            meta: dict[str, Any] = {"choices": list(CHOICES_AB), "answer": answer, "text": sentence}
-            if len(kinds) == 1:
-                meta["category"] = kinds[0]
+            meta: dict[str, Any] = {"category": kinds[0]} if len(kinds) == 1 else {}
             for key in ("pos_triplet", "neg_triplet"):
                 if row.get(key):
                     meta[key] = row[key]
-            records.append(base.record(rid, [neg, pos] if flip else [pos, neg], suits_prompt(sentence), answer,
-                                       **meta))
+            records.append(_rank_record(rid, [neg, pos] if flip else [pos, neg], suits_prompt(sentence), answer,
+                                        CHOICES_AB, sentence, **meta))
     return records
 
 
@@ -319,8 +326,7 @@ def read_nlvr2(root: Path, split: str, cache: Path) -> list[dict]:
     path = base.find_file(root, [f"{split}.json", f"data/{split}.json", f"nlvr2/data/{split}.json"], NLVR2_LAYOUT)
     records = []
     for line, row in base.read_jsonl(path):
-        label = row.get("identifier", f"line {line}") if isinstance(row, dict) else f"line {line}"
-        ident = base.get(row, "identifier", path, label)
+        ident = _row_id(row, "identifier", path, f"line {line}")
         parts = ident.split("-")
         if len(parts) != 4:
             raise base.fail(path, ident, "identifier", "must look like 'split-set_id-pair_id-sentence_id'")
@@ -332,8 +338,7 @@ def read_nlvr2(root: Path, split: str, cache: Path) -> list[dict]:
         directory = row.get("directory")
         images = [_locate(root, _nlvr2_where(f"{stem}-img{k}.png", directory), path, ident, "identifier")
                   for k in (0, 1)]
-        records.append(base.record(ident, images, nlvr2_prompt(sentence), truth, choices=list(CHOICES_TF),
-                                   answer=truth, text=sentence))
+        records.append(_rank_record(ident, images, nlvr2_prompt(sentence), truth, CHOICES_TF, sentence))
     return records
 
 
@@ -478,8 +483,7 @@ def read_cad_qa(root: Path, split: str, cache: Path) -> list[dict]:
             rid, names, prompt, answer = _cadvi_row(path, n, row)
             rid, id_field = str(rid), "question_id"
         else:  # the parquet config
-            label = row.get("id", f"row {n}") if isinstance(row, dict) else f"row {n}"
-            rid, id_field = str(base.get(row, "id", path, label, (str, int))), "id"
+            rid, id_field = str(_row_id(row, "id", path, f"row {n}", (str, int))), "id"
             names = _image_list(base.get(row, "image", path, rid, (str, list)), path, rid)
             question = base.get(row, "question", path, rid)
             prompt = question if base.IMAGE in question else base.image_prefix(2) + question
