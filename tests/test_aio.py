@@ -49,8 +49,10 @@ def test_clean_and_chained_rewrites():
                                                    "Describe. Be precise. Be precise."]]
     # the paper's template, verbatim
     assert len(llm.calls) == 2 and "There is the text Describe. Be precise.. Please modify" in llm.calls[1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="aio.rewrites must be >= 1, got 0"):
         AioSettings(rewrites=0)
+    with pytest.raises(ValueError, match="aio.max_new_tokens: expected an integer, got True"):
+        AioSettings(max_new_tokens=True)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-llava"])

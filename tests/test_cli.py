@@ -141,7 +141,7 @@ def test_no_image(files, capsys):
 
 
 def test_max_new_tokens_zero(files, capsys):
-    _one_line_error(capsys, _generate(files, "--max-new-tokens", "0"), "max_new_tokens", ">= 1")
+    _one_line_error(capsys, _generate(files, "--max-new-tokens", "0"), "max_new_tokens", "greater than 0")
 
 
 @pytest.mark.parametrize(

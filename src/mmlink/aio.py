@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from mmlink.models.processing import IMAGE_PLACEHOLDER
+from mmlink.settings import check_fields, setting
 from mmlink.textllm import TextLLM, load_prompt
 
 REWRITE_PROMPT = load_prompt("mmlink", "aio_rewrite_v1")
@@ -40,15 +41,12 @@ class AioSettings:
     """``rewrites``: rewritten candidates per instruction (paper: 1); ``max_new_tokens``: the longest rewrite and
     optimized instruction; ``backend``: the rewriter, a `mmlink.textllm` spec (None: the model's own LLM)."""
 
-    rewrites: int = 1
-    max_new_tokens: int = 48
-    backend: str | None = None
+    rewrites: int = setting(1, min=1, help="rewritten candidates per instruction (paper: 1)")
+    max_new_tokens: int = setting(48, min=1, help="the longest rewrite and optimized instruction")
+    backend: str | None = setting(None, help="the rewriter, a mmlink.textllm spec (null: the model's own LLM)")
 
     def __post_init__(self) -> None:
-        if isinstance(self.rewrites, bool) or not isinstance(self.rewrites, int) or self.rewrites < 1:
-            raise ValueError(f"aio rewrites must be an integer >= 1, got {self.rewrites!r}")
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"aio max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        check_fields(self, "aio.")
 
 
 @dataclass
@@ -143,7 +141,7 @@ def optimize(model, processor, prompts: Sequence[str], images: Sequence[Sequence
     ``memo`` (instruction → candidates) keeps the rewrites across calls: step 1 reads the instruction alone and
     decodes greedily, so an instruction seen before (the same question under other images, a blind pass) gets the
     same rewrites without asking again. Steps 2 and 3 see the images and always run."""
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
 
     settings = settings or AioSettings()
     llm = llm or rewriter(model, processor, settings)
@@ -161,7 +159,7 @@ def optimize(model, processor, prompts: Sequence[str], images: Sequence[Sequence
         r.ias = scores  # 2. IAS
     compare = [compare_prompt(head, r.candidates, r.ias) for head, r in zip(heads, results)]
     written = answer(model, processor, compare, list(images),
-                     GenerationSettings(max_new_tokens=settings.max_new_tokens))
+                     make_generation_config(max_new_tokens=settings.max_new_tokens))
     for head, r, text in zip(heads, results, written):  # 3. the optimized instruction
         r.optimized = clean(text)
         if not r.optimized:

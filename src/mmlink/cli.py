@@ -10,6 +10,7 @@ from typing import Sequence
 from mmlink import __version__
 from mmlink.models import SAM_MODES
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, PLAIN_GENERATE_HELP, QUANTIZE_HELP, QUANTIZE_SCHEMES
+from mmlink.settings import add_command
 
 PRESET_LINES = """presets:
   tiny            random 32-d weights, byte-level tokenizers; for tests (outputs are noise)
@@ -34,8 +35,8 @@ PRESET_LINES = """presets:
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "generate",
+    p = add_command(
+        sub, "generate",
         help="answer a prompt about one or more images",
         description="Answer a prompt about several images with a model of either family: Q-Former (InstructBLIP "
         "layout, optionally with SAM's bidirectional semantic guidance between the images) or LLaVA.",
@@ -56,8 +57,7 @@ examples:
   is rewritten with the paper's template, each candidate scored by its Instruction Alignment Score (mean NLL after
   the images and "Based on the image given, the most appropriate instruction should be:"; lower is better), the
   candidates put worse-first into an in-context prompt from which the model writes the optimized instruction, and
-  that is answered. Every step is printed to stderr.""",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+  that is answered. Every step is printed to stderr."""
     )
     p.add_argument("--model", required=True, help="preset name (tiny, mini) or checkpoint directory")
     p.add_argument("--image", action="append", default=[], dest="images", metavar="PATH", help="image file; repeat")
@@ -65,8 +65,8 @@ examples:
     p.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default 64)")
     p.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1 = greedy)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --sample)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (with --sample; default 1.0)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass (with --sample; default 1.0)")
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="HF repetition penalty (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     p.add_argument(
@@ -90,16 +90,15 @@ examples:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from mmlink.generate import GenerationSettings, run
+    from mmlink.generate import make_generation_config, run
 
-    settings = GenerationSettings(
+    config = make_generation_config(
         max_new_tokens=args.max_new_tokens,
         num_beams=args.num_beams,
         do_sample=args.sample,
         temperature=args.temperature,
         top_p=args.top_p,
         repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
     )
     prompt = args.prompt.replace("\\n", "\n")
     aio = None
@@ -109,7 +108,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         aio = AioSettings(rewrites=args.aio_rewrites, backend=args.aio_backend)
     elif args.aio_rewrites != 1 or args.aio_backend:
         raise ValueError("--aio-rewrites and --aio-backend need --optimize-instruction")
-    out = run(args.model, args.images, prompt, settings, dtype=args.dtype, sam_mode=args.sam_mode,
+    out = run(args.model, args.images, prompt, config, args.seed, dtype=args.dtype, sam_mode=args.sam_mode,
               quantize=args.quantize, fast_greedy=not args.plain_generate, aio=aio, device=args.device)
     if aio is not None:
         out, steps = out
@@ -172,13 +171,12 @@ class _SynthHelp(argparse.Action):
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "synth",
+    p = add_command(
+        sub, "synth",
         help="write a synthetic multi-image data set (LLaVA JSON + PNG) from the embedded world",
         description="Generate N samples of a task of the embedded world: scene graphs rendered to PNG, text targets "
         "derived from the scene graphs (correct by construction), written as a LLaVA-format multi-image data set. "
         "Resumable: re-run the same command after an interrupt.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=False,
     )
     p.add_argument("-h", "--help", action=_SynthHelp, help="show this help (with the list of tasks) and exit")
@@ -259,16 +257,15 @@ def _run_synth_captions(args: argparse.Namespace) -> int:
 
 
 def _add_synth_check(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "synth-check",
+    p = add_command(
+        sub, "synth-check",
         help="validate a LLaVA-format multi-image data set (.json, .jsonl, a directory holding one, or a saved "
         "datasets directory)",
         description="Validate a LLaVA-format multi-image data set: every record has a string id, an image list "
         "(none: a text-only record), conversations alternating human/gpt (or user/assistant; from/value or "
         "role/content) with non-empty values, as many <image> placeholders in the human turns as images, and "
         "existing image files. Prints a report; the first bad record is an error (exit 2) unless --skip-bad; a "
-        "data set with no records, or none valid, is an error either way.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "data set with no records, or none valid, is an error either way."
     )
     p.add_argument("file", metavar="PATH", help="data set: a .json list or .jsonl file; a directory holding "
                    "data.jsonl (mmlink synth's --out), data.json or exactly one such file; or a directory written "
@@ -298,123 +295,6 @@ def _run_synth_check(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_EPILOG = """
-recipe (defaults, SAM §5 / InstructBLIP):
-  AdamW beta=(0.9, 0.999), weight decay 0.05 (matrices only), lr 2e-5 with 240 linear warm-up steps then
-  cosine decay to 0 at max_steps, batch 20 per process, gradient clipping at 1.0, fp32 master weights.
-  mixed_precision: auto (default) = bf16 autocast only where the hardware computes bf16 natively (a CUDA GPU
-  with bf16, a CPU with AVX512-BF16 or AMX), else none (fp32); no, bf16, fp16 are used as given. The choice
-  and its reason are recorded in train_summary.json.
-  trainable: sam (default: SAM's new linears + language projection; vision, Q-Former and LLM frozen),
-  projection, qformer (query tokens + Q-Former + SAM + projection), all, or a list of parameter-name prefixes.
-  The loss is the summed token cross-entropy over the global batch divided by its number of target tokens
-  (labels on every gpt turn + EOS; -100 on human turns, image tokens and padding; targets never truncated).
-
-config:
-  A YAML or JSON mapping of TrainConfig fields (see configs/train/tiny_sam.yaml); every field can be overridden
-  with a flag below (--max-steps 100, --trainable sam.,language_projection., --betas 0.9,0.98). Unknown keys and
-  wrong types are errors (exit 2).
-
-files written under out_dir:
-  checkpoints/step-XXXXXX/  trainable.safetensors + mmlink_delta.json (loadable with mmlink.models.load),
-                            optimizer.pt, scheduler.pt, rng_rank<r>.pt, trainer_state.json (step, epoch, data
-                            position, seed, config); written atomically (temp dir + rename), newest keep_last kept
-  final/                    the trained model, trainable-only (mmlink generate --model OUT/final); a
-                            standalone copy: mmlink export OUT/final --out DIR
-  tensorboard/              loss, lr, samples/s, grad norm, val loss, generation samples
-  samples.jsonl             generation samples (id, prediction, reference) every sample_every steps
-  train_summary.json        steps, epochs, time_s, samples_per_s, trainable_params/total_params/trainable_fraction,
-                            initial/final train loss, final val loss, ...
-
-resume:
-  --resume continues from the newest complete checkpoint (weights, optimizer, scheduler, RNG, data position) and
-  reaches the same final weights as an uninterrupted run with the same seed. Ctrl-C prints the command to resume
-  (exit 130). On a finished run --resume trains nothing; with a larger --max-steps it extends the run from its
-  newest checkpoint (the cosine schedule then ends at the new max_steps).
-
-paths:
-  A relative train_data, val_data, image_root or model in the config file means the config file's directory when
-  it exists there, else the working directory; out_dir and flag values are relative to the working directory.
-
-multi-process (same command; see docs/training.md):
-  accelerate launch --config_file configs/accelerate/ddp.yaml -m mmlink.cli train --config run.yaml
-  torchrun --nproc_per_node 2 -m mmlink.cli train --config run.yaml
-"""
-
-
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    from mmlink.train.config import TrainConfig
-
-    p = sub.add_parser(
-        "train",
-        help="train a model of either family on LLaVA-format multi-image data (optionally with LoRA)",
-        description="Train (by default SAM's new layers and the language projection) on LLaVA-format multi-image "
-        "conversations, in one process or under accelerate launch / torchrun.",
-        epilog=TRAIN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of training settings")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
-    group = p.add_argument_group("settings (override the config file)")
-    import dataclasses
-
-    for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            "required" if f.default_factory is dataclasses.MISSING else f.default_factory())
-        note = (" (bf16 autocast only where the hardware computes bf16 natively; see below)"
-                if f.name == "mixed_precision" else "")
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"set_{f.name}", metavar="VALUE", default=None,
-                           help=f"(default: {default}){note}")
-    p.set_defaults(func=_run_train)
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    import os
-    import shlex
-
-    from mmlink.train.config import TrainConfig, parse_overrides
-    from mmlink.train.loop import latest_checkpoint, train
-
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
-    # A relative path in the config file may mean the file's directory; the flags' values mean the working directory.
-    config = (TrainConfig.from_file(args.config, given) if args.config
-              else TrainConfig.from_dict(parse_overrides(given)))
-    main_process = os.environ.get("RANK", "0") == "0"  # one report per run
-
-    def command(*skip: str) -> str:  # this command line again, for the messages below
-        words = ["mmlink", "train", *(["--config", args.config] if args.config else [])]
-        for key, value in given.items():
-            words += [] if key in skip else [f"--{key.replace('_', '-')}", value]
-        return " ".join(shlex.quote(str(w)) for w in words)
-
-    launcher = " under the same launcher" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
-    try:
-        summary = train(config, resume=args.resume)
-    except KeyboardInterrupt:
-        if main_process:
-            latest = latest_checkpoint(config.out_dir)
-            if latest is None:
-                print(f"mmlink train: interrupted before the first checkpoint, nothing to resume; to start again "
-                      f"run{launcher}: {command()}", file=sys.stderr)
-            else:
-                print(f"mmlink train: interrupted; last checkpoint {latest} (step {int(latest.name.split('-')[1])})"
-                      f"; to resume run{launcher}: {command()} --resume", file=sys.stderr)
-        return 130
-    if not main_process:
-        return 0
-    if summary.get("already_finished"):
-        print(f"{config.out_dir}: the run already finished ({summary['steps']} steps, model in "
-              f"{summary['final_dir']}); nothing trained. To train it further raise max_steps: "
-              f"{command('max_steps')} --max-steps N --resume")
-        return 0
-    print(
-        f"trained {summary['steps']} steps in {summary['time_s']:.1f} s ({summary['samples_per_s']:.1f} samples/s); "
-        f"final train loss {summary['final_train_loss']:.4f}; autocast {summary['mixed_precision']}; "
-        f"model in {summary['final_dir']}"
-    )
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmlink",
@@ -426,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_synth(sub)
     _add_synth_check(sub)
-    _add_train(sub)
+    from mmlink.train import cli as train_cli
+
+    train_cli.add_parser(sub)  # mmlink train
     from mmlink.eval import bench, judge_check
     from mmlink.eval import cli as eval_cli
     from mmlink.recipes import ablation, cadvi, sweep, vislinginstruct

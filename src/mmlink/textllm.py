@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 from mmlink.openai_compat import EndpointError, chat_completion
 from mmlink.registry import Registry
+from mmlink.settings import check_fields, setting
 
 MINI_LLM = "mini:SmolLM2-135M-Instruct"  # the default local model: the `mini` presets' (frozen) LLM
 SPEC_FORMS = "template, local, local:PATH, openai:MODEL@URL, openai:URL (with a model name)"
@@ -91,20 +92,15 @@ class TextLLMSettings:
     key is read from at each call (unset: no ``Authorization`` header, as local servers need none).
     """
 
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    timeout: float = 60.0
-    api_key_env: str = "OPENAI_API_KEY"
-    model: str | None = None
-    device: str = "cpu"
+    max_new_tokens: int = setting(64, min=1, help="answer length limit (max_tokens for a server)")
+    temperature: float = setting(0.0, min=0, max=2, help="0: greedy")
+    timeout: float = setting(60.0, above=0, help="seconds a server may take per request")
+    api_key_env: str = setting("OPENAI_API_KEY", help="environment variable holding the server's API key")
+    model: str | None = setting(None, help="the server's model name, for the openai:URL form")
+    device: str = setting("cpu", help="torch device of a local model")
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
-        if not 0.0 <= float(self.temperature) <= 2.0:
-            raise ValueError(f"temperature must be in [0, 2], got {self.temperature!r}")
-        if not float(self.timeout) > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        check_fields(self)
         if not self.api_key_env:
             raise ValueError("api_key_env must name an environment variable")
 

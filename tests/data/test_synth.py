@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import mmlink.data.preview as preview
 import mmlink.data.synth as synth
 from mmlink.data.formats import read_dataset, to_hf_dataset
 from mmlink.data.tasks import TASKS, WorldSample
@@ -332,12 +331,6 @@ def test_preview(fake, tmp_path):
         # Not blank: thumbnails and text make many colours.
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
     assert "preview.png" in synth.format_summary(result)
-
-
-def test_preview_hides_placeholder_lines():
-    assert preview._instruction("Image 1: <image>\nImage 2: <image>\nWhat differs?") == "What differs?"
-    assert preview._instruction("<image>\nDescribe.") == "Describe."
-    assert preview._instruction("Compare <image> and <image>.") == "Compare [image] and [image]."
 
 
 def test_report_gets_every_sample_even_after_resume(fake, tmp_path, monkeypatch):

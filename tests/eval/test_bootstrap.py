@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 
 import numpy as np
 import pytest
@@ -18,29 +17,11 @@ from mmlink.eval.bootstrap import (
     ratio_statistic,
     resample_counts,
 )
-from mmlink.eval.intervals import intervals, paired_intervals, task_statistics
 from mmlink.metrics import per_item_scores, score
-from mmlink.eval.tasks import Item
-
-WORDS = "a red ball blue cube sits on the table near green tree small dog runs".split()
 
 
-def _captions(n=40, seed=0):
-    """References and predictions that share many n-grams (BLEU-4 far from 0) but not all."""
-    rng = random.Random(seed)
-    refs, preds = {}, {}
-    for i in range(n):
-        base = rng.choices(WORDS, k=rng.randint(5, 10))
-        refs[f"s{i}"] = [" ".join(base), " ".join(base[1:] + rng.choices(WORDS, k=2))]
-        pred = list(base)
-        for _ in range(rng.randint(0, 3)):
-            pred[rng.randrange(len(pred))] = rng.choice(WORDS)
-        preds[f"s{i}"] = " ".join(pred[: rng.randint(3, len(pred))])
-    return preds, refs
-
-
-def test_per_item_statistics_reproduce_pycocoevalcaps_corpus_scores_exactly():
-    preds, refs = _captions()
+def test_per_item_statistics_reproduce_pycocoevalcaps_corpus_scores_exactly(noisy_captions):
+    preds, refs = noisy_captions()
     corpus = score(preds, refs)
     items = per_item_scores(preds, refs)
     assert items.ids == sorted(preds) and len(items.bleu[0]) == len(BLEU_STATS)
@@ -56,8 +37,8 @@ def test_per_item_statistics_reproduce_pycocoevalcaps_corpus_scores_exactly():
     assert abs(per_item_bleu - corpus["BLEU-4"]) > 0.1
 
 
-def test_intervals_contain_the_point_estimate_and_narrow_with_more_items():
-    preds, refs = _captions(n=60)
+def test_intervals_contain_the_point_estimate_and_narrow_with_more_items(noisy_captions):
+    preds, refs = noisy_captions(n=60)
     items = per_item_scores(preds, refs)
     for stat in (bleu_statistic(items.bleu), mean_statistic(items.cider), mean_statistic(items.rouge_l)):
         lo, hi = interval(stat)
@@ -70,8 +51,8 @@ def test_intervals_contain_the_point_estimate_and_narrow_with_more_items():
     assert interval(mean_statistic(coin)) == large
 
 
-def test_paired_interval_of_a_system_with_itself_is_zero_and_a_real_difference_excludes_zero():
-    preds, refs = _captions()
+def test_paired_interval_of_a_system_with_itself_is_zero_and_a_real_difference_excludes_zero(noisy_captions):
+    preds, refs = noisy_captions()
     items = per_item_scores(preds, refs)
     for make, rows in ((bleu_statistic, items.bleu), (mean_statistic, items.cider)):
         assert paired_interval(make(rows), make(rows)) == (0.0, 0.0)
@@ -112,26 +93,3 @@ def test_bad_statistics_are_refused():
         mean_statistic([1.0, float("nan")])
     with pytest.raises(ValueError, match="same kind"):
         paired_interval(mean_statistic([1, 0]), mean_statistic([1, 0, 1]))
-
-
-def test_task_statistics_follow_the_harness_metrics():
-    preds, refs = _captions(n=20)
-    items = [Item(i, i, ["x.png"], [], refs=refs[i]) for i in preds]
-    rows = {i: {"text": preds[i]} for i in preds}
-    stats = task_statistics("generate", items, rows)
-    corpus = score(preds, refs)
-    reported = {k: corpus[k] for k in ("ROUGE-L", "CIDEr", "BLEU-4")}
-    ci = intervals(reported, stats)
-    assert set(ci) == set(reported) and all(lo <= reported[m] <= hi for m, (lo, hi) in ci.items())
-    # a reported number the statistics do not reproduce gets no interval (and a warning), never a wrong one
-    with pytest.warns(RuntimeWarning, match="no confidence interval for 'CIDEr'"):
-        assert "CIDEr" not in intervals({**reported, "CIDEr": reported["CIDEr"] / 100}, stats)
-    # pair_match: a sample counts once, right only when both of its items are
-    pm = [Item(f"{s}#{k}", s, [], [], candidates=["A", "B"], answer="A", part=k) for s in "xyz" for k in (1, 2)]
-    ok = {"x#1": True, "x#2": True, "y#1": True, "y#2": False, "z#1": False, "z#2": False}
-    acc = task_statistics("pair_match", pm, {i: {"correct": c} for i, c in ok.items()})["accuracy"]
-    assert acc.n == 3 and acc.value() == pytest.approx(100 / 3)
-    judged = task_statistics("judge", items[:3], rows, judgements={items[0].id: 4, items[1].id: None,
-                                                                   items[2].id: 2})["rating"]
-    assert judged.value() == 3.0  # failures stay out of the mean, as in the report
-    assert paired_intervals(stats, stats, ["CIDEr", "accuracy"]) == {"CIDEr": [0.0, 0.0]}

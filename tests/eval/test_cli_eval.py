@@ -112,13 +112,13 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, monkeypatch):
 def test_eval_settings_from_a_config_file_and_task_groups(tmp_path, capsys):
     config = tmp_path / "eval.yaml"
     config.write_text(f"model: tiny\ntask: [sam]\nout: {tmp_path / 'cfg'}\nlimit: 2\nimage_size: 32\n"
-                      "max_new_tokens: 3\nno_progress: true\n")
+                      "max_new_tokens: 3\nprogress: false\n")
     assert main(["eval", "--config", str(config), "--task", "bison,svo"]) == 0  # the command line wins for task
     tasks = json.loads((tmp_path / "cfg" / "metrics.json").read_text())["tasks"]
     assert list(tasks) == ["bison", "svo"] and tasks["bison"]["n"] == 2
     config.write_text("model: tiny\nlimt: 3\n")
     assert main(["eval", "--config", str(config)]) == 2
-    assert "unknown option(s) ['limt']" in capsys.readouterr().err
+    assert "unknown key(s) ['limt']" in capsys.readouterr().err
     assert main(["eval", "--model", "tiny", "--out", str(tmp_path / "x")]) == 2
     assert "--task required" in capsys.readouterr().err
 

@@ -162,7 +162,7 @@ def test_run_json_and_metrics_record_the_dtype_choice(tmp_path, world, monkeypat
 
 
 def test_an_unknown_dtype_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16, float16"):
+    with pytest.raises(ValueError, match=r"dtype: expected one of \['auto', 'float32', 'bfloat16', 'float16'\], got 'bf16'"):
         EvalConfig(out=str(tmp_path), dtype="bf16")
 
 
@@ -228,14 +228,18 @@ def test_prediction_store_round_trip(tmp_path):
 
 
 def test_config_validation(tmp_path):
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         EvalConfig(out=str(tmp_path), batch_size=0)
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
         EvalConfig(out=str(tmp_path), limit=0)
-    with pytest.raises(ValueError, match=r"option_scoring \(--option-scoring\) must be one of sum, mean, generate"):
+    with pytest.raises(ValueError, match=r"option_scoring: expected one of \['sum', 'mean', 'generate'\], got 'max'"):
         EvalConfig(out=str(tmp_path), option_scoring="max")
-    with pytest.raises(ValueError, match=r"blind \(--blind\) must be true or false"):
+    with pytest.raises(ValueError, match="blind: expected true/false, got 'yes'"):
         EvalConfig(out=str(tmp_path), blind="yes")
+    with pytest.raises(ValueError, match="data.bison: expected a string, got 3"):
+        EvalConfig(out=str(tmp_path), data={"bison": 3})
+    with pytest.raises(ValueError, match="out is required"):
+        EvalConfig(out="")
 
 
 # --------------------------------------------------------------------------------------------- blind control
@@ -390,7 +394,7 @@ def test_quantized_runs_are_recorded_and_not_mixed_with_dense_ones(tmp_path, wor
     assert json.loads((tmp_path / "run" / "run.json").read_text())["quantize"] == "int8"
     with pytest.raises(ValueError, match="another run"):  # a dense re-run into the same directory is refused
         evaluate("tiny", ["change_caption"], _config(tmp_path, world), loaded=load("tiny"))
-    with pytest.raises(ValueError, match="quantize must be"):
+    with pytest.raises(ValueError, match=r"quantize: expected one of \[.none., .int8., .int4.\], got .int2."):
         _config(tmp_path, world, quantize="int2")
 
 

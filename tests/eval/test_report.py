@@ -1,4 +1,5 @@
-"""mmlink.eval.report and mmlink.eval.plots: metrics.json loading, per-run report, comparison table/CSV, charts."""
+"""mmlink.eval.report: metrics.json loading, per-run report, comparison table/CSV and its chart (the charts' own
+tests: tests/eval/test_plots.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlink.eval import plots, report
+from mmlink.eval import report
 
 
 def _metrics(label: str | None = "mini", **task_overrides) -> dict:
@@ -336,81 +337,6 @@ def test_write_comparison_csv_roundtrip_and_png(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------ plots
-
-
-def test_bar_chart_draws_error_bars_and_negative_differences(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
-    rows = [{"run": "a", "t/CIDEr": -4.0, "t/BLEU-4": 1.5}, {"run": "b", "t/CIDEr": 2.0, "t/BLEU-4": None}]
-    errors = {"a": {"t/CIDEr": [-9.0, 1.0], "t/BLEU-4": [0.5, 2.5]}, "b": {"t/CIDEr": None}}
-    captured = []
-    original = Figure.savefig
-    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: captured.append(fig) or original(fig, *a, **k))
-    png = plots.bar_chart(rows, ["t/CIDEr", "t/BLEU-4"], tmp_path / "d.png", errors=errors)
-    assert png.stat().st_size > 0
-    # the axes as drawn: the interval's lower bound, below 0, is inside the CIDEr panel
-    cider = next(ax for ax in captured[0].axes if ax.get_ylabel() == "CIDEr")
-    lo, hi = cider.get_ylim()
-    assert lo < -9.0 and hi > 2.0
-    assert len(cider.containers) >= 3  # two runs' bars and one run's error bars
-
-
-def test_layer_grid_masks_k_below_l(tmp_path):
-    layers = (3, 6, 9, 12)
-    scores = {(l, k): l * 10 + k for l in layers for k in layers if k >= l}
-    del scores[(3, 9)]  # a valid configuration that was not run
-    ls, ks, grid = plots.layer_grid(scores)
-    assert ls == list(layers) and ks == list(layers)
-    assert grid.shape == (4, 4)
-    for i, k in enumerate(ks):
-        for j, l in enumerate(ls):
-            if k < l or (l, k) == (3, 9):
-                assert grid.mask[i, j], (l, k)
-            else:
-                assert not grid.mask[i, j] and grid[i, j] == l * 10 + k
-    assert int(grid.mask.sum()) == 6 + 1
-
-    out = plots.layer_heatmap(scores, tmp_path / "deep" / "heat.png")
-    from PIL import Image
-
-    with Image.open(out) as im:
-        assert im.format == "PNG" and im.size[0] > 0
-
-    with pytest.raises(ValueError, match="k < l"):
-        plots.layer_grid({(6, 3): 1.0})
-
-
-def test_volume_curve_and_scale(tmp_path):
-    assert plots.choose_x_scale([1000, 100000]) == "log"
-    assert plots.choose_x_scale([0, 1000, 100000]) == "symlog"
-    assert plots.choose_x_scale([0, 23000, 46000, 69000]) == "linear"
-    assert plots.choose_x_scale([5]) == "linear"
-    out = plots.volume_curve(
-        {"group captioning": [(69000, 20.2), (0, 14.2), (23000, 18.0)], "storytelling": [(0, 14.7), (69000, 19.5)]},
-        tmp_path / "a" / "b" / "volume.png",
-    )
-    assert out == tmp_path / "a" / "b" / "volume.png"
-    from PIL import Image
-
-    with Image.open(out) as im:
-        assert im.format == "PNG" and im.size[1] > 0
-
-
-def test_plots_reject_empty_input(tmp_path):
-    png = tmp_path / "x.png"
-    with pytest.raises(ValueError, match="no rows"):
-        plots.bar_chart([], ["t/accuracy"], png)
-    with pytest.raises(ValueError, match="no columns"):
-        plots.bar_chart([{"run": "a"}], [], png)
-    with pytest.raises(ValueError, match="every value is missing"):
-        plots.bar_chart([{"run": "a", "t/accuracy": None}], ["t/accuracy"], png)
-    with pytest.raises(ValueError, match="no scores"):
-        plots.layer_heatmap({}, png)
-    with pytest.raises(ValueError, match="no series"):
-        plots.volume_curve({}, png)
-    with pytest.raises(ValueError, match="has no points"):
-        plots.volume_curve({"a": []}, png)
-    assert not png.exists()
 
 
 def test_import_loads_neither_torch_nor_matplotlib():

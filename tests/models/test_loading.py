@@ -173,8 +173,8 @@ def test_directory_overrides_take_effect(saved, base_logits):
 
 
 BAD_SAM = [
-    ("mode-bogus", dict(sam_mode="bogus"), "sam_mode must be one of"),
-    ("pool-bogus", dict(sam_context_pool="mine"), "sam_context_pool must be one of"),
+    ("mode-bogus", dict(sam_mode="bogus"), "^Field 'sam_mode' expected one of"),
+    ("pool-bogus", dict(sam_context_pool="mine"), "^Field 'sam_context_pool' expected one of"),
     ("context-before-guide", dict(sam_guide_layer=2, sam_context_layer=1), "must not precede"),
     ("guide-too-large", dict(sam_guide_layer=3), r"must lie in 1\.\.2"),
     ("context-too-large", dict(sam_context_layer=3), r"must lie in 1\.\.2"),

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmlink.generate import GenerationSettings, answer
+from mmlink.generate import answer, make_generation_config
 from mmlink.models import load
 from mmlink.models.decoding import ready_for_inference
 
@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "images"
 BEACH, FOREST = EXAMPLES / "red_ball_beach.png", EXAMPLES / "red_ball_forest.png"
 COMMON = "Image 1: <image>\nImage 2: <image>\nWhat is common to both pictures?"
 DESCRIBE = "Image 1: <image>\nDescribe the picture."
-GREEDY_32 = GenerationSettings(max_new_tokens=32)
+GREEDY_32 = make_generation_config(max_new_tokens=32)
 
 # --- what the models said when these were recorded -------------------------------------------------------------------
 MINI_COMMON = ("A brown square is on the left and a pink ball is on the right. In the first picture, it is on the left "
@@ -104,7 +104,7 @@ def test_mini_answers_the_presets_test_prompt(mini):
     checks only that the answer is not empty."""
     model, processor = mini
     got = answer(model, processor, "Image 1: <image>\nImage 2: <image>\nWhat is common?", [BEACH, FOREST],
-                 GenerationSettings(max_new_tokens=8))
+                 make_generation_config(max_new_tokens=8))
     assert got == ["A red square in the first image is"]
 
 
@@ -124,5 +124,5 @@ def test_mini_llava_answers_the_presets_test_prompt():
     """The prompt and budget of `tests/models/test_presets.py::test_the_trained_mini_llava_ships_its_projector_alone_
     and_answers` (not empty, it checks): `mini-llava` is only Stage-1 aligned and answers with a list skeleton."""
     model, processor = _ready("mini-llava")
-    got = answer(model, processor, "<image>\nDescribe the picture.", [BEACH], GenerationSettings(max_new_tokens=12))
+    got = answer(model, processor, "<image>\nDescribe the picture.", [BEACH], make_generation_config(max_new_tokens=12))
     assert got == ["*  1.\n\n*  2."]

@@ -55,7 +55,7 @@ def mini():
 
 def test_mini_generates_offline_from_two_images(mini):
     model, processor = mini
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
 
     images = [EXAMPLES / "red_ball_beach.png", EXAMPLES / "red_ball_forest.png"]
     batch = processor("Image 1: <image>\nImage 2: <image>\nWhat is common?", images)
@@ -67,7 +67,7 @@ def test_mini_generates_offline_from_two_images(mini):
     hist = feats[..., 1280:].float() / 8
     assert torch.allclose(hist.sum(-1), torch.ones(2, 49), atol=1e-2)
     text = answer(model, processor, "Image 1: <image>\nImage 2: <image>\nWhat is common?", images,
-                  GenerationSettings(max_new_tokens=8))
+                  make_generation_config(max_new_tokens=8))
     assert isinstance(text[0], str) and text[0].strip()
 
 
@@ -171,8 +171,8 @@ def test_the_trained_mini_llava_ships_its_projector_alone_and_answers():
     untrained, _ = load("mini-llava-untrained")
     assert not torch.equal(model.model.multi_modal_projector.linear_1.weight,
                            untrained.model.multi_modal_projector.linear_1.weight)
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
 
     text = answer(model, processor, "<image>\nDescribe the picture.", [EXAMPLES / "red_ball_beach.png"],
-                  GenerationSettings(max_new_tokens=12))
+                  make_generation_config(max_new_tokens=12))
     assert isinstance(text[0], str) and text[0].strip()

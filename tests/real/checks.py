@@ -69,14 +69,14 @@ def reference_parity(path: str | Path, batch: dict, device: str = "cpu", dtype: 
 def two_images(path_or_preset, device: str = "cpu", dtype: torch.dtype = torch.float32, sam_mode=None,
                max_new_tokens: int = 8) -> str:
     """mmlink's answer to one prompt over two images: a non-empty string."""
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
     from mmlink.models import load
 
     overrides = {"dtype": dtype, **({"sam_mode": sam_mode} if sam_mode else {})}
     model, processor = load(path_or_preset, **overrides)
     model = model.to(device).eval()
     prompt = "Image 1: <image>\nImage 2: <image>\nWhat is different between the two images?"
-    out = answer(model, processor, [prompt], [[picture(1), picture(2)]], GenerationSettings(max_new_tokens))
+    out = answer(model, processor, [prompt], [[picture(1), picture(2)]], make_generation_config(max_new_tokens))
     assert len(out) == 1 and isinstance(out[0], str)
     return out[0]
 
@@ -100,14 +100,14 @@ def sam_is_base_at_init(path_or_preset, device: str = "cpu", dtype: torch.dtype 
 
 def batch_matches_single(model, processor, max_new_tokens: int = 6) -> list[str]:
     """Greedy answers of three prompts with 1, 2 and 3 images in one left-padded batch equal each alone."""
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
 
     prompts = ["<image>\nWhat is this?", "Image 1: <image>\nImage 2: <image>\nCompare them.",
                "Image 1: <image>\nImage 2: <image>\nImage 3: <image>\nTell a story about these pictures."]
     images = [[picture(5)], [picture(6), picture(7)], [picture(8), picture(9), picture(10)]]
-    settings = GenerationSettings(max_new_tokens)
-    together = answer(model, processor, prompts, images, settings)
-    alone = [answer(model, processor, [p], [i], settings)[0] for p, i in zip(prompts, images)]
+    config = make_generation_config(max_new_tokens)
+    together = answer(model, processor, prompts, images, config)
+    alone = [answer(model, processor, [p], [i], config)[0] for p, i in zip(prompts, images)]
     assert together == alone, (together, alone)
     return together
 
@@ -178,14 +178,10 @@ def tiny_reference_dir(kind: str, path: Path) -> tuple[Path, dict]:
         byte_tokenizer().save_pretrained(path)
         byte_tokenizer().save_pretrained(path / "qformer_tokenizer")
     else:
-        p, img = 16, 261
-        text = tiny_llava_config().text_config.to_dict()
-        text["vocab_size"] = 262
-        config = LlavaConfig(vision_config=tiny_llava_config().vision_config.to_dict(), text_config=text,
-                             image_token_index=img, image_seq_length=p, vision_feature_layer=-2,
-                             vision_feature_select_strategy="default")
-        ref = LlavaForConditionalGeneration(config).eval()
-        ids = torch.tensor([[1, 40, *[img] * p, 70, 71]])
+        from llava_reference import IMG, P, reference_config
+
+        ref = LlavaForConditionalGeneration(reference_config()).eval()
+        ids = torch.tensor([[1, 40, *[IMG] * P, 70, 71]])
         batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids),
                      pixel_values=torch.randn(1, 3, 32, 32, generator=g))
         ref.save_pretrained(path)

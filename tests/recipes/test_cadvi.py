@@ -1,28 +1,26 @@
 """CaD-VI Phase 2 (`mmlink.recipes.cadvi`) end to end on `tiny-llava`: a 3-step Phase-1 LoRA run, then annotate →
-filter → mix → train from it; the filter's decisions on hand-made summaries of a real world pair; resume after an
-interrupted annotate; settings errors that name their field; the CLI."""
+filter → mix → train from it; resume after an interrupted annotate; settings errors that name their field; the
+CLI. The filter's own decisions: tests/recipes/test_cadvi_filter.py."""
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from mmlink.data.formats import read_dataset
 from mmlink.data.synth import synthesize
-from mmlink.data.tasks.pairs import CAD_INSTRUCTIONS, cad_facts, format_cad
-from mmlink.data.world.scene import scene_from_dict
+from mmlink.data.tasks.pairs import CAD_INSTRUCTIONS
 from mmlink.models import load
 from mmlink.recipes import cadvi_annotate
 from mmlink.recipes.cadvi import Phase2Settings, main, phase2_train_config, run
 from mmlink.recipes.cadvi_annotate import SCRATCH_INSTRUCTION, read_annotations
-from mmlink.recipes.cadvi_filter import FilterRules, decide, repeat_share
+from mmlink.recipes.cadvi_filter import FilterRules
 from mmlink.train import TrainConfig, train
 
 # Rules that keep whatever `tiny-llava` (random weights: byte noise) writes, so the later stages have data; the
-# default rules are tested on hand-made summaries below.
+# default rules are tested on hand-made summaries in tests/recipes/test_cadvi_filter.py.
 KEEP_ALL = {"min_fact_precision": 0.0, "min_facts": 0, "min_words": 0, "max_repeat": 1.0, "drop_truncated": False,
             "require_sections": False}
 
@@ -196,81 +194,6 @@ def test_pairs_phase1_trained_on_are_refused(phase1, tmp_path):
                      sources=["scratch"], train_sources=["scratch"]), ["annotate"])
 
 
-# ------------------------------------------------------------------------------------------------------- filter
-
-
-@pytest.fixture(scope="module")
-def world_pair(tmp_path_factory):
-    """One world change-caption pair: its scene graphs, exact CaD summary and change caption."""
-    out = tmp_path_factory.mktemp("pair")
-    synthesize("change_caption", out, 1, "train", 3, image_size=32, progress=False)
-    rec = json.loads((out / "data.jsonl").read_text().splitlines()[0])
-    scenes = rec["meta"]["scenes"]
-    s1, s2 = (scene_from_dict(s) for s in scenes)
-    return scenes, format_cad(cad_facts(s1, s2, np.random.default_rng(0))), rec["conversations"][1]["value"], (s1, s2)
-
-
-def a_colour_in_neither_image(scenes_objs, used: str) -> str:
-    from mmlink.data.world.scene import COLORS, Character
-
-    present = {o.identity.color if isinstance(o, Character) else o.color for s in scenes_objs for o in s.objects}
-    return next(c for c in COLORS if c not in present and c != used)
-
-
-def test_the_default_filter_keeps_a_correct_summary_and_drops_a_wrong_colour(world_pair):
-    scenes, exact, _, objs = world_pair
-    rules = FilterRules()
-    kept = decide(exact, True, scenes, rules)
-    assert kept.keep and kept.reason is None and kept.precision == 1.0 and kept.facts >= rules.min_facts
-    assert kept.recall_hits == kept.recall_total  # the exact summary states every fact of itself
-
-    import re
-
-    from mmlink.data.world.scene import COLORS
-
-    colour = next(w for w in re.findall(r"[a-z]+", exact) if w in COLORS)
-    wrong = re.sub(rf"\b{colour}\b", a_colour_in_neither_image(objs, colour), exact, count=1)
-    dropped = decide(wrong, True, scenes, rules)
-    assert not dropped.keep and dropped.reason == "fact_precision" and dropped.precision < 1.0
-    # user data has no scene graphs: the same wrong colour cannot be seen, the other rules still apply
-    assert decide(wrong, True, None, rules).keep
-
-
-def test_the_filter_names_the_rule_a_summary_fails(world_pair):
-    scenes, exact, change, _ = world_pair
-    rules = FilterRules()
-    assert decide(exact, False, scenes, rules).reason == "truncated"  # hit the token limit without ending
-    assert decide(exact, False, scenes, FilterRules(drop_truncated=False)).keep
-    assert decide("Commonalities: none.\nDifferences: a ball.", True, None, rules).reason == "too_short"
-    looping = exact + "\n" + "The ball is red in both images. " * 30
-    assert repeat_share(exact) < 0.5 <= repeat_share(looping)
-    assert decide(looping, True, scenes, rules).reason == "repetition"
-    # a refine answer that only restates the difference-only annotation has no commonalities section
-    restated = " ".join([change] * 1 + ["The rest of the two images is the same as described above."] * 1) + (
-        " Everything else in the scene stays where it was, with the same colours and the same setting.")
-    assert decide(restated, True, None, rules).reason == "format"
-    assert decide("", True, None, FilterRules(**KEEP_ALL)).reason == "unusable"
-    assert decide("Commonalities: <image>", True, None, FilterRules(**KEEP_ALL)).reason == "unusable"
-    few = decide("Commonalities: both show a ball.\nDifferences: none. " + "It is what it is, as described. " * 3,
-                 True, scenes, FilterRules(min_facts=3))
-    assert "few_facts" in few.reasons
-
-
-def test_the_filter_report_counts_per_source_and_reason(phase1, tmp_path, world_pair):
-    from mmlink.recipes.cadvi_filter import report
-
-    scenes, exact, _, _ = world_pair
-    rows = [("scratch", decide(exact, True, scenes, FilterRules())),
-            ("scratch", decide(exact, False, scenes, FilterRules())),
-            ("refine", decide("too short", True, scenes, FilterRules()))]
-    rep = report(rows, FilterRules(), world=True)
-    assert (rep["annotations"], rep["kept"], rep["dropped"]) == (3, 1, 2)
-    assert rep["by_source"]["scratch"]["dropped_by_reason"] == {"truncated": 1}
-    assert rep["by_source"]["refine"]["dropped_by_reason"] == {"too_short": 1}
-    assert rep["by_source"]["refine"]["failing_rule"]["few_facts"] == 1
-    assert rep["by_source"]["scratch"]["fact_precision"] == 100.0
-
-
 # ------------------------------------------------------------------------------------------------------- settings, CLI
 
 
@@ -290,7 +213,7 @@ def test_bad_settings_are_errors_naming_the_field(kw, message):
 
 
 def test_train_overrides_are_checked_by_trainconfig(phase1, tmp_path):
-    with pytest.raises(ValueError, match="train: unknown config key 'max_step'"):
+    with pytest.raises(ValueError, match="train: unknown key 'max_step'"):
         phase2_train_config(settings(phase1, tmp_path, train={"max_step": 2}))
     config = phase2_train_config(settings(phase1, tmp_path, train={"max_steps": "7", "mixed_precision": "no"}))
     assert config.max_steps == 7 and config.lr == 1e-2 and config.lora.r == 2  # the rest is Phase 1's
@@ -334,8 +257,8 @@ def test_the_mmlink_command_wiring_runs_a_stage(phase1, tmp_path):
 
 
 def test_the_yaml_in_configs_is_valid():
-    from mmlink.train.config import read_config_file
+    from mmlink.settings import from_mapping, read_config_file
 
     path = Path(__file__).parents[2] / "configs" / "recipes" / "cadvi_phase2.yaml"
-    s = Phase2Settings.from_dict(read_config_file(path), str(path))
+    s = from_mapping(Phase2Settings, read_config_file(path), str(path))
     assert s.sources == ("scratch", "refine") and s.phase1_copies == 2 and s.filter == FilterRules()

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mmlink import cli
-from mmlink.generate import GenerationSettings, answer
+from mmlink.generate import answer, make_generation_config
 from mmlink.models import load
 from mmlink.serve.chat import chat
 from mmlink.serve.engine import Engine
@@ -37,7 +37,7 @@ def test_chat_session(tmp_path):
     assert [t["from"] for t in conv] == ["human", "gpt", "human", "gpt"]
     assert conv[0]["value"] == "<image>\n<image>\nWhat differs?" and conv[2]["value"] == "And now?"
     images = [Image.open(p).convert("RGB") for p in saved["image"]]
-    direct = answer(model, processor, conv[0]["value"], images, GenerationSettings(max_new_tokens=5),
+    direct = answer(model, processor, conv[0]["value"], images, make_generation_config(max_new_tokens=5),
                     fast_greedy=False)[0]
     assert conv[1]["value"] == direct and direct in text  # streamed to the terminal as it was decoded
     assert turns == [] and json.loads((tmp_path / "empty.json").read_text())["conversations"] == []
@@ -49,4 +49,4 @@ def test_cli_has_serve_and_chat(capsys):
             cli.main([command, "--help"])
         assert "--model" in capsys.readouterr().out
     assert cli.main(["serve", "--model", "tiny", "--limit-images", "0"]) == 2
-    assert "--limit-images must be >= 1" in capsys.readouterr().err
+    assert "--limit-images: limit_images must be >= 1, got 0" in capsys.readouterr().err

@@ -4,7 +4,8 @@ character, and shutdown answers every waiting job."""
 import pytest
 
 from mmlink.models import load
-from mmlink.serve.engine import Engine, EngineClosed, EngineSettings, Event, Job, _Row
+from mmlink.serve.engine import Engine, EngineClosed, Event, Job, _Row
+from mmlink.serve.limits import EngineSettings
 from mmlink.serve.protocol import Conversation, Sampling
 
 

@@ -17,8 +17,9 @@ import uvicorn
 from PIL import Image
 
 from mmlink.models import load
-from mmlink.serve.app import ServeLimits, create_app
-from mmlink.serve.engine import Engine, EngineSettings
+from mmlink.serve.app import create_app
+from mmlink.serve.engine import Engine
+from mmlink.serve.limits import EngineSettings, ServeLimits
 from mmlink.serve.media import MediaPolicy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -107,11 +108,11 @@ def test_several_images_in_one_message_and_the_usage(client, tiny):
     assert response.object == "chat.completion" and response.model == "tiny"
     assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
     # the same answer as the model gives directly, greedy
-    from mmlink.generate import GenerationSettings, answer
+    from mmlink.generate import answer, make_generation_config
 
     images = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).convert("RGB") for u in (RED, BLUE)]
-    direct = answer(model, processor, "<image>\n<image>\nWhat differs?", images, GenerationSettings(max_new_tokens=6),
-                    fast_greedy=False)[0]
+    direct = answer(model, processor, "<image>\n<image>\nWhat differs?", images,
+                    make_generation_config(max_new_tokens=6), fast_greedy=False)[0]
     assert choice.message.content == direct
     prompt = processor.encode_conversation([[{"from": "human", "value": "<image>\n<image>\nWhat differs?"}]],
                                            [images], encode_images=False)["input_ids"].shape[1]

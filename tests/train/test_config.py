@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmlink.train.config import LORA_TARGETS, TRAINABLE_POLICIES, LoraSettings, TrainConfig, parse_overrides
+from mmlink.settings import from_mapping, parse_flags
+from mmlink.train.config import LORA_TARGETS, TRAINABLE_POLICIES, LoraSettings, TrainConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "train"
 
@@ -39,13 +40,13 @@ def test_json_file_and_cli_string_overrides(tmp_path):
                                   "betas": "0.9,0.98", "progress": "false", "val_data": "v.jsonl"})
     assert (c.lr, c.max_steps, c.progress, c.val_data) == (1e-4, 10, False, "v.jsonl")
     assert c.trainable == ("sam.", "language_projection.") and c.betas == (0.9, 0.98)
-    assert parse_overrides({"trainable": "qformer"}) == {"trainable": "qformer"}
+    assert parse_flags(TrainConfig, {"trainable": "qformer"}) == {"trainable": "qformer"}
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ({"learning_rate": 1e-4}, "unknown config key"),
+        ({"learning_rate": 1e-4}, "unknown key"),
         ({"batch_size": "4"}, "batch_size: expected an integer"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"lr": "fast"}, "lr: expected a number"),
@@ -72,12 +73,12 @@ def test_json_file_and_cli_string_overrides(tmp_path):
 )
 def test_bad_values_are_errors(extra, message):
     with pytest.raises(ValueError, match=message):
-        TrainConfig.from_dict({"train_data": "d.jsonl", "out_dir": "o", **extra})
+        from_mapping(TrainConfig, {"train_data": "d.jsonl", "out_dir": "o", **extra})
 
 
 def test_required_keys_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="missing required"):
-        TrainConfig.from_dict({"out_dir": "o"})
+        from_mapping(TrainConfig, {"out_dir": "o"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="mapping"):
@@ -87,18 +88,18 @@ def test_required_keys_and_bad_files(tmp_path):
 
 
 def test_lora_section_defaults_to_cadvi_and_round_trips():
-    c = TrainConfig.from_dict({"train_data": "d.jsonl", "out_dir": "o", "lora": {}, "trainable": "projection"})
+    c = from_mapping(TrainConfig, {"train_data": "d.jsonl", "out_dir": "o", "lora": {}, "trainable": "projection"})
     assert c.lora == LoraSettings(r=128, alpha=256.0, dropout=0.05, target_modules=LORA_TARGETS, save_merged=False)
     d = c.to_dict()
     assert d["lora"]["target_modules"] == list(LORA_TARGETS)  # plain lists: YAML/JSON safe
-    assert TrainConfig.from_dict(yaml.safe_load(yaml.safe_dump(d))) == c
-    assert TrainConfig.from_dict(json.loads(json.dumps(d))) == c
+    assert from_mapping(TrainConfig, yaml.safe_load(yaml.safe_dump(d))) == c
+    assert from_mapping(TrainConfig, json.loads(json.dumps(d))) == c
     # from the CLI: --lora '{r: 8, alpha: 16}' --projector-lr 2e-5 --warmup-ratio 0.03; --lora null switches it off
-    o = parse_overrides({"lora": "{r: 8, alpha: 16}", "projector_lr": "2e-5", "warmup_ratio": "0.03"})
-    c = TrainConfig.from_dict({"train_data": "d.jsonl", "out_dir": "o", "max_steps": 1000, **o})
+    o = parse_flags(TrainConfig, {"lora": "{r: 8, alpha: 16}", "projector_lr": "2e-5", "warmup_ratio": "0.03"})
+    c = from_mapping(TrainConfig, {"train_data": "d.jsonl", "out_dir": "o", "max_steps": 1000, **o})
     assert (c.lora.r, c.lora.alpha, c.lora.dropout, c.projector_lr) == (8, 16.0, 0.05, 2e-5)
     assert c.schedule_warmup_steps == 30  # ceil(0.03 × 1000), as transformers' warmup_ratio
-    assert TrainConfig.from_dict({**c.to_dict(), **parse_overrides({"lora": "null"})}).lora is None
+    assert from_mapping(TrainConfig, {**c.to_dict(), **parse_flags(TrainConfig, {"lora": "null"})}).lora is None
 
 
 def test_the_projection_policy_is_the_models_projector():

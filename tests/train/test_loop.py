@@ -226,7 +226,7 @@ def test_cli_bad_config_is_one_line_exit_2(data, tmp_path, capsys):
     config.write_text(f"train_data: {data / 'train' / 'data.jsonl'}\nout_dir: {tmp_path / 'o'}\nlearning_rate: 1\n")
     assert main(["train", "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mmlink train: error: unknown config key") and "\n" not in err
+    assert err.startswith("mmlink train: error: unknown key") and "\n" not in err
     assert main(["train", "--config", str(config).replace("bad", "none")]) == 2
 
 

@@ -24,7 +24,8 @@ from mmlink.data.synth import synthesize
 from mmlink.models import family, load
 from mmlink.models.loading import DELTA_CONFIG, DELTA_WEIGHTS, resolve_base, save_trainable, weights_fingerprint
 from mmlink.train import TrainConfig, train
-from mmlink.train.config import INPUT_PATHS, read_config_file
+from mmlink.settings import read_config_file
+from mmlink.train.config import INPUT_PATHS
 from mmlink.train.data import ConversationCollator, ConversationDataset
 from mmlink.train.loop import list_checkpoints
 

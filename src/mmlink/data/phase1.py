@@ -33,15 +33,16 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from mmlink.data.caption_facts import caption_facts, compare, parse_summary, template_summary, ungrounded
 from mmlink.data.formats import dumps_record, json_list_bytes, validate_record
 from mmlink.fileio import atomic_write
+from mmlink.settings import check_fields, setting
 from mmlink.data.nouns import jaccard, nouns
 from mmlink.data.preview import make_preview
 from mmlink.data.synth import DATA_JSON, DATA_JSONL, PARAMS_FILE, PREVIEW_FILE, REPORT_FILE
@@ -69,22 +70,20 @@ class PairingSettings:
     """How images are paired. ``levels``: (name, lowest Jaccard) from the most similar down; a pair belongs to the
     first level whose bound it reaches. ``partners_per_level``: candidate partners kept per image and level."""
 
-    levels: tuple[tuple[str, float], ...] = (("high", 0.5), ("medium", 0.25), ("low", 0.1))
-    min_shared: int = 1
-    max_pairs_per_image: int = 4
-    partners_per_level: int = 3
+    levels: tuple[tuple[str, float], ...] = setting((("high", 0.5), ("medium", 0.25), ("low", 0.1)),
+                                                    help="(name, lowest Jaccard), most similar first")
+    min_shared: int = setting(1, min=1, help="nouns two captions must share")
+    max_pairs_per_image: int = setting(4, min=1, help="pairs an image takes part in")
+    partners_per_level: int = setting(3, min=1, help="candidate partners kept per image and level")
 
     def __post_init__(self) -> None:
+        check_fields(self, "pairing.")
         bounds = [b for _, b in self.levels]
         names = [n for n, _ in self.levels]
         if not self.levels or len(set(names)) != len(names):
             raise ValueError(f"levels must name at least one level, each once, got {self.levels!r}")
         if any(not 0.0 < b <= 1.0 for b in bounds) or bounds != sorted(bounds, reverse=True):
             raise ValueError(f"level bounds must be in (0, 1] and decreasing, got {bounds}")
-        for key in ("min_shared", "max_pairs_per_image", "partners_per_level"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
 
     def level(self, similarity: float) -> str | None:
         return next((name for name, bound in self.levels if similarity >= bound), None)
@@ -104,24 +103,21 @@ class Phase1Config:
     """One ``mmlink synth cad --captions`` run. ``backend`` is a `mmlink.textllm.make_backend` spec; ``lexicon``
     a file of nouns (one per line) to use instead of the built-in noun finder."""
 
-    captions: str
-    out: str
-    n: int
-    seed: int = 0
-    backend: str = "template"
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    max_new_tokens: int = 320
-    lexicon: str | None = None
-    pairing: PairingSettings = field(default_factory=PairingSettings)
-    preview: bool = False
-    progress: bool = True
+    captions: str = setting(help='JSONL of {"image": path, "caption": text}')
+    out: str = setting(help="output directory (resumed if it exists)")
+    n: int = setting(min=1, help="pairs")
+    seed: int = setting(0, min=0, help="seed of the pairing and of the LLM's sampling")
+    backend: str = setting("template", help="the text LLM, a mmlink.textllm spec")
+    model: Optional[str] = setting(None, help="the server's model name, for backend openai:URL")
+    api_key_env: str = setting("OPENAI_API_KEY", help="environment variable holding the server's API key")
+    max_new_tokens: int = setting(320, min=16, help="summary length limit")
+    lexicon: Optional[str] = setting(None, help="a noun lexicon (one per line) instead of the built-in finder")
+    pairing: PairingSettings = setting(factory=PairingSettings, help="how images are paired")
+    preview: bool = setting(False, help="also write preview.png")
+    progress: bool = setting(True, help="progress bar")
 
     def __post_init__(self) -> None:
-        for key, low in (("n", 1), ("seed", 0), ("max_new_tokens", 16)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        check_fields(self)
 
 
 # --------------------------------------------------------------------------- input and pairing

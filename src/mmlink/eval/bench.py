@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 
 from mmlink.models import SAM_MODES
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, choose_dtype, resolve_device
+from mmlink.settings import add_command
 
 # Variant aliases of the command line; the raw sam_mode names are accepted as well.
 ALIASES = {"base": "none", "sam": "bsg_adaptive"}
@@ -586,12 +587,11 @@ def print_report(result: dict, file=None) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``bench`` subcommand on ``sub`` (``run`` is its ``func``)."""
-    p = sub.add_parser(
-        "bench",
+    p = add_command(
+        sub, "bench",
         help="inference time and peak memory per model variant (SAM paper, Table 4)",
         description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG
     )
     p.add_argument("--model", required=True,
                    help="preset name (tiny, mini, mini-untrained, ...) or checkpoint directory")

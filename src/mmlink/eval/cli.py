@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmlink.models import SAM_MODES
-from mmlink.runtime import (DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, PLAIN_GENERATE_HELP, QUANTIZE_HELP,
-                            QUANTIZE_SCHEMES)
+from mmlink.runtime import PLAIN_GENERATE_HELP
+from mmlink.settings import add_command, add_flags, field_names, from_args, read_config_file
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -42,13 +41,12 @@ examples:
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "score",
+    p = add_command(
+        sub, "score",
         help="caption metrics (BLEU-4, ROUGE-L, CIDEr) of predictions against references, via pycocoevalcap",
         description="Score predicted captions against references with pycocoevalcap's BLEU, ROUGE-L and CIDEr-D "
         "scorers; prints one JSON object with the scores x 100.",
-        epilog=SCORE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SCORE_EPILOG
     )
     p.add_argument("--pred", required=True, metavar="FILE", help="predictions JSONL ({\"id\", \"text\"} lines)")
     p.add_argument("--ref", metavar="FILE",
@@ -119,158 +117,67 @@ def _data_pair(text: str) -> tuple[str, str]:
     return task, path
 
 
-BLIND_HELP = ("blind control: answer the same items a second time with every image replaced by a flat gray "
-              "image of the processor's input size in the vision tower's normalisation mean (so the normalised "
-              "pixels are 0: no visual signal); its predictions go to OUT/blind/ (resumable), and metrics.json and "
-              "report.md add per task the blind scores and the gap real - blind with a paired 95%% bootstrap "
-              "interval. The real pass runs too, or is reused from OUT")
-
-
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from mmlink.eval.options import OPTION_SCORING_HELP, OPTION_SCORINGS
+    from mmlink.eval.harness import EvalConfig
     from mmlink.eval.tasks import EVAL_TASKS
 
     tasks = "\n".join(_task_line(n) for n in EVAL_TASKS)
-    p = sub.add_parser(
-        "eval",
+    p = add_command(
+        sub, "eval",
         help="evaluate a model on tasks: captions (BLEU-4/ROUGE-L/CIDEr), closed-ended accuracy, LLM-judged QA",
         description="Answer each task's test items with a model and score them as the papers do: generation tasks "
         "with pycocoevalcap, closed-ended tasks by ranking the candidates by log-likelihood (accuracy, chance "
         "printed beside it), open-ended CaD tasks with an LLM judge (0-5). Data: the world's test sets, "
         "synthesized once into --data-dir, a data set as its authors released it read from a local directory "
         "(--data-root: VIST, NLVR2, GQA, MuirBench, ...; nothing downloads), or your own LLaVA-format files (--data).",
-        epilog=EVAL_EPILOG.format(tasks=tasks),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EVAL_EPILOG.format(tasks=tasks)
     )
     p.add_argument("--config", metavar="YAML",
-                   help="settings from a file: keys are this command's long options with '_' for '-' (model, task: "
-                        "[...], out, data_root: {task: dir}, limit, ...); options given on the command line win")
+                   help="settings from a file: model, task: [...], task_file and the keys of the options below with "
+                        "'_' for '-' (out, data_root: {task: dir}, limit, progress: false, ...); options given on "
+                        "the command line win")
     p.add_argument("--model", help="preset (tiny, mini) or checkpoint directory (required, here or in --config)")
     p.add_argument("--task", action="append", default=[], metavar="T",
                    help="task name, comma list or group (all, sam, cadvi, sam_released, vislinginstruct, "
                         "multi_image); repeatable; required here or in --config")
-    p.add_argument("--out", metavar="DIR", help="run directory, resumable (required, here or in --config)")
     p.add_argument("--task-file", action="append", default=[], metavar="YAML",
                    help="register extra tasks from a YAML file (EvalTask fields; items: 'module:function' hook)")
-    p.add_argument("--data", action="append", type=_data_pair, default=[], metavar="TASK=PATH",
-                   help="evaluate TASK on this LLaVA-format .json/.jsonl file instead of the world's test set")
-    p.add_argument("--data-root", action="append", type=_root_pair, default=[], metavar="[TASK=]DIR",
-                   help="read the task's released data set from DIR (its layout: docs/evaluation.md); a bare DIR "
-                        "serves every --task, each from DIR/<task> when that exists, else DIR itself (repeatable)")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="where world test sets are synthesized and images stored inside released data files are "
-                        "written (default: OUT/data)")
-    p.add_argument("--split", metavar="NAME",
-                   help="world: train, val or test (default test); released data: the task's own splits (default: "
-                        "the one its paper reports, e.g. nlvr2 test1, gqa testdev)")
-    p.add_argument("--limit", type=int, metavar="N", help="items per task (default: each task's own size)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets and of decoding (default 0)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward/generate (default 8)")
-    p.add_argument("--option-scoring", choices=OPTION_SCORINGS,
-                   help=OPTION_SCORING_HELP + " (default: the task's own protocol — generate for the multi-image "
-                        "benchmarks, whose official code extracts the option letter — else sum)")
-    p.add_argument("--blind", action="store_true", help=BLIND_HELP)
-    p.add_argument("--max-new-tokens", type=int, metavar="N", help="override each task's answer length")
-    p.add_argument("--tokenize", choices=["simple", "ptb"], default="simple",
-                   help="caption metric tokenization: simple (SAM's script, default) or ptb (needs java)")
-    p.add_argument("--min-cider-set", type=int, default=10, metavar="N",
-                   help="generation tasks with fewer items (a --limit smoke run) report CIDEr as null with the reason "
-                        "instead of a meaningless number: its IDF is computed over the evaluated items (default 10; "
-                        "0: always compute it)")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto",
-                   help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
-    p.add_argument("--device", help=DEVICE_HELP)
-    p.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none", help=QUANTIZE_HELP)
-    p.add_argument("--plain-generate", action="store_true", help=PLAIN_GENERATE_HELP)
-    p.add_argument("--sam-mode", choices=SAM_MODES,
-                   help="override the model's SAM variant")
-    p.add_argument("--image-size", type=int, default=224, metavar="PX", help="world image size (default 224)")
-    p.add_argument("--label", help="display name in reports (default: the model's name)")
-    p.add_argument("--aio", action="store_true",
-                   help="optimize every item's instruction first (VisLingInstruct's AIO, src/mmlink/aio.py): each "
-                        "prediction row records the candidates, their IAS and the optimized instruction, and the "
-                        "report AIO's cost (x time per item)")
-    p.add_argument("--aio-rewrites", type=int, default=1, metavar="K", help="with --aio: rewrites per instruction")
-    p.add_argument("--aio-backend", metavar="SPEC", help="with --aio: the rewriter (default: the model's own LLM)")
-    p.add_argument("--judge-backend", metavar="SPEC",
-                   help="the judge as a text-LLM spec: template (word overlap with the reference, no model), local, "
-                        "local:PATH, openai:MODEL@URL; instead of the three flags below")
-    p.add_argument("--judge-url", metavar="URL", help="OpenAI-compatible endpoint of the judge (e.g. .../v1)")
-    p.add_argument("--judge-model", metavar="NAME", help="model name at --judge-url")
-    p.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the judge's API key (default OPENAI_API_KEY)")
-    p.add_argument("--judge-local-model", metavar="DIR",
-                   help="a local transformers causal LM as judge (default without --judge-url: mini's SmolLM2, weak)")
-    p.add_argument("--judge-cache", metavar="DIR", help="judge response cache (default $MMLINK_CACHE/judge)")
-    p.add_argument("--judge-retries", type=int, default=2, metavar="N",
-                   help="re-asks after an unparseable rating before it counts as a failure (default 2)")
-    p.add_argument("--tolerate-judge-failures", action="store_true",
-                   help="report the mean rating over the items the judge could rate; without it, any item the judge "
-                        "fails on (unreachable, no rating) stops the run with the reason")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_eval, parser=p)
+    add_flags(p, EvalConfig, custom={
+        "data": {"action": "append", "type": _data_pair, "metavar": "TASK=PATH"},
+        "data_root": {"action": "append", "type": _root_pair, "metavar": "[TASK=]DIR"},
+        "fast_greedy": {"flag": "--plain-generate", "action": "store_false", "help": PLAIN_GENERATE_HELP},
+        "progress": {"flag": "--no-progress", "action": "store_false", "help": "no progress bars"},
+    })
+    p.set_defaults(func=_run_eval)
 
 
-def _merge_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Fill the options not given on the command line from ``--config`` (a YAML mapping of option names)."""
-    import yaml
-
-    if not args.config:
-        return
-    path = Path(args.config)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise FileNotFoundError(f"--config {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"--config {path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a mapping of option names, got {type(data).__name__}")
-    valid = {a.dest for a in parser._actions if a.dest not in ("help", "config", "func")}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise ValueError(f"--config {path}: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
-    for key, value in data.items():
-        if key in ("data", "data_root") and isinstance(value, dict):  # {task: path} as the TASK=PATH flags give
-            value = [(str(k), str(v)) for k, v in value.items()]
-        if key == "task" and isinstance(value, str):
-            value = [value]
-        if getattr(args, key) == parser.get_default(key):
-            setattr(args, key, value)
+COMMAND_KEYS = ("model", "task", "task_file")  # --config keys that are not EvalConfig fields
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from mmlink.eval.harness import EvalConfig, evaluate
     from mmlink.eval.tasks import load_task_file
 
-    _merge_config_file(args, args.parser)
-    missing = [f"--{k}" for k in ("model", "task", "out") if not getattr(args, k)]
+    data = read_config_file(args.config) if args.config else {}
+    unknown = sorted(set(data) - set(field_names(EvalConfig)) - set(COMMAND_KEYS))
+    if unknown:
+        valid = sorted([*COMMAND_KEYS, *field_names(EvalConfig)])
+        raise ValueError(f"--config {args.config}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+    command = {key: data.pop(key) for key in COMMAND_KEYS if key in data}
+    model = args.model or command.get("model")
+    listed = {key: [value] if isinstance(value, str) else value for key, value in command.items() if key != "model"}
+    tasks, task_files = args.task or listed.get("task", []), args.task_file or listed.get("task_file", [])
+    out = vars(args).get("out") or data.get("out")
+    missing = [flag for flag, value in (("--model", model), ("--task", tasks), ("--out", out)) if not value]
     if missing:
         raise ValueError(f"{', '.join(missing)} required (on the command line or in --config)")
-
-    for path in args.task_file:
+    for path in task_files:
         load_task_file(path)
-    data, roots = dict(args.data), dict(args.data_root)
-    if len(data) != len(args.data) or len(roots) != len(args.data_root):
-        raise ValueError("--data or --data-root names a task twice")
-    config = EvalConfig(
-        out=args.out, data=data, data_root=roots, data_dir=args.data_dir, split=args.split, limit=args.limit,
-        seed=args.seed, batch_size=args.batch_size, option_scoring=args.option_scoring, blind=args.blind,
-        max_new_tokens=args.max_new_tokens, tokenize=args.tokenize, min_cider_set=args.min_cider_set,
-        dtype=args.dtype, device=args.device, quantize=args.quantize,
-        fast_greedy=not args.plain_generate,
-        image_size=args.image_size, sam_mode=args.sam_mode,
-        label=args.label, progress=not args.no_progress, aio=args.aio, aio_rewrites=args.aio_rewrites,
-        aio_backend=args.aio_backend, judge_backend=args.judge_backend,
-        judge_url=args.judge_url, judge_model=args.judge_model,
-        judge_key_env=args.judge_key_env, judge_local_model=args.judge_local_model, judge_cache=args.judge_cache,
-        judge_retries=args.judge_retries, tolerate_judge_failures=args.tolerate_judge_failures,
-    )
-    metrics = evaluate(args.model, args.task, config)
-    print(Path(args.out, "report.md").read_text())
-    print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.md ({len(metrics['tasks'])} task(s))")
+    config = from_args(EvalConfig, args, data)
+    metrics = evaluate(model, tasks, config)
+    print(Path(config.out, "report.md").read_text())
+    print(f"wrote {config.out}/predictions.jsonl, metrics.json, report.md ({len(metrics['tasks'])} task(s))")
     return 0
-
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
@@ -35,85 +35,87 @@ from mmlink.eval.blind import gap
 from mmlink.fileio import atomic_write
 from mmlink.metrics import MIN_CIDER_SET, cider_unreliable
 from mmlink.eval.intervals import intervals, paired_intervals, read_judgements, task_statistics
-from mmlink.eval.options import OPTION_SCORINGS, OptionScoring
+from mmlink.eval.options import OPTION_SCORING_HELP, OptionScoring
 from mmlink.eval.tasks import EVAL_TASKS, EvalTask, Item, expand_tasks
-from mmlink.runtime import DTYPE_NAMES, QUANTIZE_SCHEMES, choose_dtype, resolve_device
+from mmlink.models import SamMode
+from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, QUANTIZE_HELP, choose_dtype, resolve_device
+from mmlink.settings import check_fields, setting
 
 FORMAT = "mmlink-eval-v1"
 SETTING_KEYS = ("sam_mode", "sam_context_pool", "sam_guide_layer", "sam_context_layer")
 
 
+BLIND_HELP = ("blind control: answer the same items a second time with every image replaced by a flat gray "
+              "image of the processor's input size in the vision tower's normalisation mean (so the normalised "
+              "pixels are 0: no visual signal); its predictions go to OUT/blind/ (resumable), and metrics.json and "
+              "report.md add per task the blind scores and the gap real - blind with a paired 95% bootstrap "
+              "interval. The real pass runs too, or is reused from OUT")
+
+
 @dataclass
 class EvalConfig:
-    """Settings of one `mmlink eval` run (everything but the model and the tasks)."""
+    """Settings of one `mmlink eval` run (everything but the model and the tasks); each field is a flag of the
+    command (`mmlink.settings.add_flags`) and a key of its ``--config`` file."""
 
-    out: str
-    data: dict = field(default_factory=dict)  # task -> user data file (LLaVA .json/.jsonl)
-    # task -> directory of its released data set ("*": every task; DIR/<task> when that exists, else DIR)
-    data_root: dict = field(default_factory=dict)
-    data_dir: Optional[str] = None  # where world test sets are synthesized (default: <out>/data)
-    split: Optional[str] = None  # world: train/val/test (default test); released data: the task's (default its first)
-    limit: Optional[int] = None  # items per task (world sets: samples generated; user data: first N records)
-    seed: int = 0
-    batch_size: int = 8
-    # closed-ended tasks (mmlink.eval.options); None: the task's own protocol, else sum
-    option_scoring: Optional[OptionScoring] = None
-    blind: bool = False  # also answer every item with flat gray images (mmlink.eval.blind) into <out>/blind/
-    max_new_tokens: Optional[int] = None  # None: each task's own
-    tokenize: Literal["simple", "ptb"] = "simple"
-    min_cider_set: int = MIN_CIDER_SET  # generation tasks with fewer items report CIDEr as null (0: no minimum)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see mmlink.runtime.choose_dtype
-    device: Optional[str] = None  # cpu, cuda, cuda:N (None: cuda when available); mmlink.runtime.resolve_device
-    quantize: Literal["none", "int8", "int4"] = "none"  # weight-only LLM quantization (mmlink.models.quantize)
-    fast_greedy: bool = True  # False: transformers' generate on the model as loaded (no static cache, no packing)
-    image_size: int = 224
-    sam_mode: Optional[str] = None
-    label: Optional[str] = None
-    progress: bool = True
-    # VisLingInstruct's AIO (mmlink.aio): optimize every item's instruction before answering it
-    aio: bool = False
-    aio_rewrites: int = 1
-    aio_backend: Optional[str] = None  # the rewriter, a mmlink.textllm spec; None: the model's own LLM
-    # judge (judge tasks only)
-    judge_backend: Optional[str] = None  # a mmlink.textllm spec (template, local[:PATH], openai:MODEL@URL)
-    judge_url: Optional[str] = None
-    judge_model: Optional[str] = None
-    judge_key_env: str = "OPENAI_API_KEY"
-    judge_local_model: Optional[str] = None
-    judge_cache: Optional[str] = None
-    judge_retries: int = 2
-    tolerate_judge_failures: bool = False  # report the mean over the rated items instead of stopping
+    out: str = setting(help="run directory, resumable")
+    data: dict[str, str] = setting(factory=dict, help="evaluate TASK on this LLaVA-format .json/.jsonl file instead "
+                                   "of the world's test set")
+    data_root: dict[str, str] = setting(factory=dict, help="read the task's released data set from DIR (its layout: "
+                                        "docs/evaluation.md); a bare DIR serves every task, each from DIR/<task> when "
+                                        "that exists, else DIR itself")
+    data_dir: Optional[str] = setting(None, help="where world test sets are synthesized and images stored inside "
+                                      "released data files are written (null: OUT/data)")
+    split: Optional[str] = setting(None, help="world: train, val or test (null: test); released data: the task's own "
+                                   "splits (null: the one its paper reports, e.g. nlvr2 test1, gqa testdev)")
+    limit: Optional[int] = setting(None, min=1, help="items per task (null: each task's own size)")
+    seed: int = setting(0, min=0, help="seed of the world's test sets and of decoding")
+    batch_size: int = setting(8, min=1, help="items per forward/generate")
+    option_scoring: Optional[OptionScoring] = setting(
+        None, help=OPTION_SCORING_HELP + " (null: the task's own protocol — generate for the multi-image benchmarks, "
+        "whose official code extracts the option letter — else sum)")
+    blind: bool = setting(False, help=BLIND_HELP)
+    max_new_tokens: Optional[int] = setting(None, min=1, help="override each task's answer length")
+    tokenize: Literal["simple", "ptb"] = setting("simple", help="caption metric tokenization: simple (SAM's script) "
+                                                 "or ptb (needs java)")
+    min_cider_set: int = setting(MIN_CIDER_SET, min=0, help="generation tasks with fewer items (a --limit smoke run) "
+                                 "report CIDEr as null with the reason instead of a meaningless number: its IDF is "
+                                 "computed over the evaluated items (0: always compute it)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting(
+        "auto", help=DTYPE_HELP + "; the choice and its reason are recorded in run.json and metrics.json")
+    device: Optional[str] = setting(None, help=DEVICE_HELP)
+    quantize: Literal["none", "int8", "int4"] = setting("none", help=QUANTIZE_HELP)
+    fast_greedy: bool = setting(True, help="mmlink's static-cache greedy loop (false: transformers' generate on the "
+                                "model as loaded)")
+    image_size: int = setting(224, min=8, help="world image size")
+    sam_mode: Optional[SamMode] = setting(None, help="override the model's SAM variant")
+    label: Optional[str] = setting(None, help="display name in reports (null: the model's name)")
+    progress: bool = setting(True, help="progress bars")
+    aio: bool = setting(False, help="optimize every item's instruction first (VisLingInstruct's AIO, "
+                        "src/mmlink/aio.py): each prediction row records the candidates, their IAS and the optimized "
+                        "instruction, and the report AIO's cost (x time per item)")
+    aio_rewrites: int = setting(1, min=1, help="with aio: rewrites per instruction")
+    aio_backend: Optional[str] = setting(None, help="with aio: the rewriter, a mmlink.textllm spec (null: the model's "
+                                         "own LLM)")
+    judge_backend: Optional[str] = setting(None, help="the judge as a text-LLM spec: template (word overlap with the "
+                                           "reference, no model), local, local:PATH, openai:MODEL@URL; instead of "
+                                           "judge_url, judge_model and judge_local_model")
+    judge_url: Optional[str] = setting(None, help="OpenAI-compatible endpoint of the judge (e.g. .../v1)")
+    judge_model: Optional[str] = setting(None, help="model name at judge_url")
+    judge_key_env: str = setting("OPENAI_API_KEY", help="environment variable holding the judge's API key")
+    judge_local_model: Optional[str] = setting(None, help="a local transformers causal LM as judge (null without "
+                                               "judge_url: mini's SmolLM2, weak)")
+    judge_cache: Optional[str] = setting(None, help="judge response cache (null: $MMLINK_CACHE/judge)")
+    judge_retries: int = setting(2, min=0, help="re-asks after an unparseable rating before it counts as a failure")
+    tolerate_judge_failures: bool = setting(False, help="report the mean rating over the items the judge could rate; "
+                                            "otherwise any item the judge fails on (unreachable, no rating) stops "
+                                            "the run with the reason")
 
     def __post_init__(self) -> None:
-        for key, low in (("batch_size", 1), ("seed", 0), ("image_size", 8), ("judge_retries", 0), ("aio_rewrites", 1),
-                         ("min_cider_set", 0)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
-        for key in ("limit", "max_new_tokens"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
-        if self.option_scoring is not None and self.option_scoring not in OPTION_SCORINGS:
-            raise ValueError(f"option_scoring (--option-scoring) must be one of {', '.join(OPTION_SCORINGS)}, "
-                             f"got {self.option_scoring!r}")
-        if self.split is not None and not (isinstance(self.split, str) and self.split):
-            raise ValueError(f"split (--split) must be a split name, got {self.split!r}")
-        for key in ("data", "data_root"):
-            value = getattr(self, key)
-            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, os.PathLike))
-                                                      for k, v in value.items()):
-                raise ValueError(f"{key} must map task names to paths, got {value!r}")
-        if not isinstance(self.blind, bool):
-            raise ValueError(f"blind (--blind) must be true or false, got {self.blind!r}")
+        check_fields(self)
+        if self.split == "":
+            raise ValueError("split (--split) must be a split name, got ''")
         if not self.aio and (self.aio_rewrites != 1 or self.aio_backend):
             raise ValueError("aio_rewrites and aio_backend (--aio-rewrites, --aio-backend) need aio (--aio)")
-        if self.tokenize not in ("simple", "ptb"):
-            raise ValueError(f"tokenize must be simple or ptb, got {self.tokenize!r}")
-        if self.quantize not in QUANTIZE_SCHEMES:
-            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_SCHEMES)}, got {self.quantize!r}")
-        if self.dtype not in DTYPE_NAMES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
 
 
 # --------------------------------------------------------------------------------------------- data

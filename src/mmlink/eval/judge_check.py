@@ -37,12 +37,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
 from mmlink.eval.bootstrap import auc
 from mmlink.eval.judge import JUDGE_MAX_NEW_TOKENS, MAX_RATING, PROMPT_VERSION, Judge, check_path, default_cache_dir
+from mmlink.settings import add_command, add_flags, check_fields, from_args, setting
 from mmlink.textllm import SPEC_FORMS, TextLLMSettings, make_backend
 
 MIN_AUC = 0.8
@@ -55,28 +56,22 @@ TASK = "cad_qa"
 class CheckConfig:
     """Settings of one discrimination check. ``backend`` is a `mmlink.textllm.make_backend` spec."""
 
-    out: str
-    backend: str = "local"
-    n: int = 100
-    split: str = "test"
-    seed: int = 0
-    cache: str | None = None  # the judge's response cache (default: the one `mmlink eval` uses)
-    retries: int = 2
-    min_auc: float = MIN_AUC
-    bootstrap: int = 2000
-    model: str | None = None  # for openai:URL
-    api_key_env: str = "OPENAI_API_KEY"
-    progress: bool = True
+    out: str = setting(help="where judge_check.json and judge_check.md go")
+    backend: str = setting("local", help=f"the judge: {SPEC_FORMS}")
+    n: int = setting(100, min=2, help="world CaD-QA items")
+    split: Literal["train", "val", "test"] = setting("test", help="world split")
+    seed: int = setting(0, min=0, help="seed of the world items")
+    cache: Optional[str] = setting(None, help="the judge's response cache (null: mmlink eval's, $MMLINK_CACHE/judge); "
+                                   "the result is recorded there too")
+    retries: int = setting(2, min=0, help="re-asks after an unparseable rating")
+    min_auc: float = setting(MIN_AUC, min=0.5, max=1, help="flag a judge below this AUC")
+    bootstrap: int = setting(2000, min=0, help="bootstrap resamples of the AUC's interval")
+    model: Optional[str] = setting(None, help="the server's model name, for --backend openai:URL")
+    api_key_env: str = setting("OPENAI_API_KEY", help="environment variable holding the server's API key")
+    progress: bool = setting(True, help="progress bar")
 
     def __post_init__(self) -> None:
-        for key, low in (("n", 2), ("seed", 0), ("retries", 0), ("bootstrap", 0)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
-        if self.split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train, val or test, got {self.split!r}")
-        if not 0.5 <= self.min_auc <= 1.0:
-            raise ValueError(f"min_auc must be in [0.5, 1], got {self.min_auc!r}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -418,35 +413,21 @@ def markdown(result: dict[str, Any], items: Sequence[dict[str, Any]] = (), examp
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "judge-check",
+    p = add_command(
+        sub, "judge-check",
         help="measure how well a CaD-QA judge tells right answers from wrong ones (AUC) before trusting it",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__
     )
-    p.add_argument("--backend", default="local", metavar="SPEC", help=f"the judge: {SPEC_FORMS} (default local)")
-    p.add_argument("--model", metavar="NAME", help="the server's model name, for --backend openai:URL")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the server's API key (default OPENAI_API_KEY)")
-    p.add_argument("--n", type=int, default=100, metavar="N", help="world CaD-QA items (default 100)")
-    p.add_argument("--out", required=True, metavar="DIR", help="where judge_check.json and judge_check.md go")
-    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="world split (default test)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world items (default 0)")
-    p.add_argument("--cache", metavar="DIR", help="the judge's response cache (default: mmlink eval's, "
-                                                  "$MMLINK_CACHE/judge); the result is recorded there too")
-    p.add_argument("--retries", type=int, default=2, metavar="N", help="re-asks after an unparseable rating")
-    p.add_argument("--min-auc", type=float, default=MIN_AUC, help=f"flag a judge below this AUC (default {MIN_AUC})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flags(p, CheckConfig, custom={"progress": {"flag": "--no-progress", "action": "store_false",
+                                                    "help": "no progress bar"}})
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = CheckConfig(out=args.out, backend=args.backend, n=args.n, split=args.split, seed=args.seed,
-                         cache=args.cache, retries=args.retries, min_auc=args.min_auc, model=args.model,
-                         api_key_env=args.api_key_env, progress=not args.no_progress)
+    config = from_args(CheckConfig, args)
     result = run_check(config)
     print(markdown(result))
-    print(f"wrote {Path(args.out) / 'judge_check.json'}, {Path(args.out) / 'judge_check.md'}")
+    print(f"wrote {Path(config.out) / 'judge_check.json'}, {Path(config.out) / 'judge_check.md'}")
     return 0
 
 

@@ -18,10 +18,18 @@ def load(path_or_preset: str | os.PathLike, **overrides):
     ``overrides`` set config fields (e.g. ``sam_mode="bsg_mean"``, ``sam_context_pool="all"``) or loader options
     (``dtype``, ``device_map``, ``attn_implementation``). An existing directory wins over a preset of the same name.
     """
+    from huggingface_hub.errors import StrictDataclassFieldValidationError
+
+    try:
+        return _load(os.fspath(path_or_preset), overrides)
+    except StrictDataclassFieldValidationError as err:  # a config field of the wrong type: one line, like other input
+        raise ValueError(str(err.__cause__)) from None
+
+
+def _load(name: str, overrides: dict):
     from mmlink.models.loading import check_overrides, load_checkpoint
     from mmlink.models.presets import PRESETS
 
-    name = os.fspath(path_or_preset)
     if Path(name).exists():
         return load_checkpoint(name, **overrides)
     if name in PRESETS:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import GenerationConfig
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 SUPPORTED_MODEL_TYPES = ("llama",)
@@ -63,14 +64,19 @@ def supports(lm) -> bool:
     )
 
 
-def greedy_plan(lm, generate_kwargs: dict) -> GreedyPlan | None:
-    """The plan for ``lm.generate(**generate_kwargs)`` when it is plain greedy search the loop reproduces exactly,
-    else ``None``. Uses ``lm.generation_config`` for everything the call leaves unset, as ``generate`` does."""
-    if not supports(lm) or generate_kwargs.get("max_new_tokens") is None:
+def greedy_plan(lm, generate_kwargs: dict | None = None,
+                generation_config: GenerationConfig | None = None) -> GreedyPlan | None:
+    """The plan for ``lm.generate(generation_config=generation_config, **generate_kwargs)`` when it is plain greedy
+    search the loop reproduces exactly, else ``None``. Resolves the settings as ``generate`` does: the passed
+    ``generation_config``, its unset fields filled from ``lm.generation_config``, then ``generate_kwargs`` on top."""
+    if not supports(lm):
         return None
-    config = copy.deepcopy(lm.generation_config)
-    unused = config.update(**generate_kwargs)
+    config = GenerationConfig() if generation_config is None else copy.deepcopy(generation_config)
+    config.update(**lm.generation_config.to_dict(), defaults_only=True, allow_custom_entries=True)
+    unused = config.update(**(generate_kwargs or {}))
     if unused or set(config.to_diff_dict()) - _GREEDY_FIELDS:
+        return None
+    if config.max_new_tokens is None:  # generate's max_length rules, which the loop does not reproduce
         return None
     if config.do_sample or config.num_beams not in (None, 1) or (config.num_return_sequences or 1) != 1:
         return None

@@ -3,9 +3,3 @@ world-fact scorer, train). `mmlink.recipes.cadvi`: CaD-VI Phase 2 (annotate → 
 
 Kept light on purpose (no torch import): ``python -m mmlink.recipes.cadvi`` imports this package first.
 """
-
-from __future__ import annotations
-
-from mmlink.train.config import check_fields  # light: no torch
-
-__all__ = ["check_fields"]

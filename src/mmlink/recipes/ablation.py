@@ -26,6 +26,7 @@ from typing import Sequence
 from mmlink.eval.intervals import FACT_PRECISION
 from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, markdown_table, write_comparison
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES
+from mmlink.settings import add_command
 
 TASKS = ("group_caption", "storytelling", "change_caption")
 # (preset, +DATA, +BSG, +AA, +LIN) — the columns of SAM Table 2
@@ -244,11 +245,10 @@ def print_examples(picked: Sequence[dict]) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "ablation",
+    p = add_command(
+        sub, "ablation",
         help="SAM Table 2 on the world: the trained mini variants on group captioning, storytelling, change captioning",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__
     )
     p.add_argument("--out", default="runs/demo/ablation", metavar="DIR", help="output directory (resumable)")
     p.add_argument("--limit", type=int, default=30, metavar="N", help="test samples per task (default 30)")

@@ -30,18 +30,17 @@ Output layout under ``out``: ``phase2.json`` (the settings), ``pairs/`` (world p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
 import sys
-import typing
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
-from mmlink.recipes import check_fields
+from mmlink.settings import (add_command, add_flags, check_fields, from_mapping, given_flags, parse_flags, read_config_file,
+                             setting, to_plain)
 from mmlink.recipes.cadvi_annotate import SOURCES, Pair
 from mmlink.recipes.cadvi_filter import FilterRules
 
@@ -60,41 +59,37 @@ RECIPE_TRAIN_FIELDS = ("train_data", "val_data", "out_dir", "model", "image_root
 class Phase2Settings:
     """Every setting of a Phase-2 run (configs/recipes/cadvi_phase2.yaml shows them all)."""
 
-    phase1_run: str  # required: the Phase-1 `mmlink train` out_dir (train_summary.json + final/)
-    out: str  # required: where every stage writes (see the module docstring)
-    model: Optional[str] = None  # the annotator; None: <phase1_run>/final
+    phase1_run: str = setting(help="the Phase-1 `mmlink train` out_dir (train_summary.json + final/)")
+    out: str = setting(help="where every stage writes")
+    model: Optional[str] = setting(None, help="the annotator (null: <phase1_run>/final)")
     # 1. pairs: the world's change_caption pairs (difference-only annotation = the change caption), or a user file
-    pairs: Optional[str] = None  # LLaVA .json/.jsonl, two images per record, gpt turn = difference-only annotation
-    n: int = 400  # world pairs
-    split: Literal["train", "val"] = "train"  # never test: the tables are measured there
-    seed: int = 1
-    image_size: int = 224
+    pairs: Optional[str] = setting(None, help="LLaVA .json/.jsonl, two images per record, gpt turn = the "
+                                   "difference-only annotation (null: the world's change_caption pairs)")
+    n: int = setting(400, min=1, help="world pairs")
+    split: Literal["train", "val"] = setting("train", help="world split (never test: the tables are measured there)")
+    seed: int = setting(1, min=0, help="world seed")
+    image_size: int = setting(224, min=8, help="world image side in pixels")
     # 2. annotate
-    sources: tuple = SOURCES  # scratch and/or refine
-    batch_size: int = 8
-    max_new_tokens: int = 384  # exact world summaries of change pairs: at most 355 SmolLM2 tokens (99 %: 309)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    sources: tuple[str, ...] = setting(SOURCES, help="annotation sources: scratch and/or refine")
+    batch_size: int = setting(8, min=1, help="pairs per generate call")
+    # exact world summaries of change pairs: at most 355 SmolLM2 tokens (99 %: 309)
+    max_new_tokens: int = setting(384, min=1, help="summary length limit")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting("auto", help="annotator dtype")
     # 3. filter
-    filter: FilterRules = field(default_factory=FilterRules)
-    # 4. mix + train
-    train_sources: tuple = ("refine",)  # CaD-Inst^V2 is the refined annotations (paper Table 5, row D → F)
-    phase1_copies: int = 2  # the released mix lists the Phase-1 data twice
-    init: Literal["phase1", "base"] = "phase1"
-    train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {max_steps: 300}
-    progress: bool = True
+    filter: FilterRules = setting(factory=FilterRules, help="one filter: setting as KEY=VALUE (repeatable)")
+    # 4. mix + train; CaD-Inst^V2 is the refined annotations (paper Table 5, row D → F)
+    train_sources: tuple[str, ...] = setting(("refine",), help="sources mixed into training")
+    phase1_copies: int = setting(2, min=1, help="times the Phase-1 data is listed in the mix (released: 2)")
+    init: Literal["phase1", "base"] = setting("phase1", help="train from the Phase-1 model or from its base")
+    train: dict = setting(factory=dict, help="one TrainConfig override as KEY=VALUE, e.g. max_steps=300 "
+                          "(repeatable)")
+    progress: bool = setting(True, help="progress bars")
 
     def __post_init__(self) -> None:
         if self.split == "test":  # said before the type check, whose message would not say why
             raise ValueError("split: test is where the CaD-VI tables are measured; Phase 2 must not train on it "
                              "(use train or val)")
         check_fields(self)
-        for name in ("phase1_run", "out"):
-            if not getattr(self, name):
-                raise ValueError(f"{name} is required (a non-empty string)")
-        for name, low in (("n", 1), ("seed", 0), ("image_size", 8), ("batch_size", 1), ("max_new_tokens", 1),
-                          ("phase1_copies", 1)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         for name in ("sources", "train_sources"):
             values = getattr(self, name)
             bad = [v for v in values if v not in SOURCES]
@@ -116,20 +111,7 @@ class Phase2Settings:
         return self.model or str(Path(self.phase1_run) / "final")
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples → lists
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "settings") -> "Phase2Settings":
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(names)}")
-        missing = [k for k in ("phase1_run", "out") if data.get(k) is None]
-        if missing:
-            raise ValueError(f"{where}: missing required setting(s) {missing} (--phase1-run, --out or the config)")
-        return cls(**data)
+        return to_plain(self)
 
 
 # ------------------------------------------------------------------------------------------------------- Phase 1
@@ -146,7 +128,7 @@ def read_phase1(run: str | os.PathLike[str]):
                                 "(an interrupted one: finish it with --resume first)")
     summary = json.loads(summary_path.read_text())
     try:
-        config = TrainConfig.from_dict(summary.get("config"))
+        config = from_mapping(TrainConfig, summary.get("config"))
     except ValueError as err:
         raise ValueError(f"{summary_path}: field 'config': {err}") from None
     final = run / "final"
@@ -292,7 +274,7 @@ def stage_mix(settings: Phase2Settings, kept: list[tuple[str, Pair, str]]) -> di
 
 def phase2_train_config(settings: Phase2Settings):
     """4. Phase 1's TrainConfig with the mix, ``out/train``, the Phase-1 model (``init: phase1``) and overrides."""
-    from mmlink.train.config import TrainConfig, parse_overrides
+    from mmlink.train.config import TrainConfig
 
     config, final = read_phase1(settings.phase1_run)
     data_dir = settings.root / DATA_DIR
@@ -306,8 +288,8 @@ def phase2_train_config(settings: Phase2Settings):
         "progress": settings.progress,
     }
     try:
-        overrides = parse_overrides(settings.train)
-        return TrainConfig.from_dict({**config.to_dict(), **changes, **overrides})
+        overrides = parse_flags(TrainConfig, settings.train)
+        return from_mapping(TrainConfig, {**config.to_dict(), **changes, **overrides})
     except ValueError as err:
         raise ValueError(f"train: {err}") from None
 
@@ -402,24 +384,20 @@ settings: a YAML/JSON file (--config, e.g. configs/recipes/cadvi_phase2.yaml) an
 example:
   mmlink cadvi phase2 --phase1-run runs/cadvi/phase1 --n 400 --out runs/cadvi/phase2"""
 
-_SECTIONS = ("filter", "train")
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def _add_stage_parsers(sub: argparse._SubParsersAction) -> None:
+    section = {"action": "append", "type": _key_value, "metavar": "KEY=VALUE"}
     for stage in ("phase2", *STAGES):
-        p = sub.add_parser(stage, help=f"CaD-VI Phase 2: {'all stages' if stage == 'phase2' else 'the ' + stage + ' stage'}",
-                           description=__doc__.split("\n\n")[0], epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = add_command(sub, stage, help=f"CaD-VI Phase 2: {'all stages' if stage == 'phase2' else 'the ' + stage + ' stage'}",
+                        description=__doc__.split("\n\n")[0], epilog=EPILOG)
         p.add_argument("--config", metavar="FILE", help="YAML/JSON file of Phase2Settings")
-        for f in dataclasses.fields(Phase2Settings):
-            flag = f"--{f.name.replace('_', '-')}"
-            if f.name in _SECTIONS:
-                p.add_argument(flag, dest=f"section_{f.name}", metavar="KEY=VALUE", action="append", default=[],
-                               help=f"one {f.name}: setting (repeatable)")
-            else:
-                default = f.default if f.default is not dataclasses.MISSING else "required"
-                shown = ",".join(default) if isinstance(default, tuple) else default
-                p.add_argument(flag, dest=f"set_{f.name}", metavar="VALUE", default=None, help=f"(default: {shown})")
+        add_flags(p, Phase2Settings, custom={"filter": section, "train": section})
         p.set_defaults(func=_run_cli, stages=STAGES if stage == "phase2" else (stage,))
     from mmlink.recipes import cadvi_tables
 
@@ -428,55 +406,31 @@ def _add_stage_parsers(sub: argparse._SubParsersAction) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``mmlink cadvi <stage> ...`` (the `mmlink` command's wiring)."""
-    p = sub.add_parser("cadvi", help="CaD-VI: Phase 2 (the Phase-1 model annotates new pairs, filter, mix, train again); "
-                            "the paper's tables",
-                       description=__doc__.split("\n\n")[0], epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "cadvi", help="CaD-VI: Phase 2 (the Phase-1 model annotates new pairs, filter, mix, train again); "
+                         "the paper's tables",
+                    description=__doc__.split("\n\n")[0], epilog=EPILOG)
     _add_stage_parsers(p.add_subparsers(dest="stage", metavar="STAGE", required=True))
 
 
 def settings_from_args(args: argparse.Namespace) -> Phase2Settings:
-    """The config file, then the flags (YAML scalars; commas make lists), then the sections' KEY=VALUE pairs."""
-    from mmlink.train.config import read_config_file
-
+    """The config file, then the flags; a section's KEY=VALUE pairs update that section of the file (the filter's
+    typed by `FilterRules`, the train section's later by `TrainConfig`)."""
     data = read_config_file(args.config) if args.config else {}
-    where = str(args.config) if args.config else "settings"
-    hints = typing.get_type_hints(Phase2Settings)
-    for key, value in vars(args).items():
-        if key.startswith("set_") and value is not None:
-            data[key[4:]] = _parse(value, hints[key[4:]])
-    for section in _SECTIONS:
-        pairs = getattr(args, f"section_{section}")
-        if pairs:
-            given = data.get(section) or {}
-            if not isinstance(given, dict):
-                raise ValueError(f"{where}: {section}: expected a mapping of settings, got {given!r}")
-            for item in pairs:
-                key, sep, value = item.partition("=")
-                if not sep or not key:
-                    raise ValueError(f"--{section} {item!r}: expected KEY=VALUE")
-                # the train section's values are typed by TrainConfig (parse_overrides), the filter's here
-                given[key] = value if section == "train" else _parse(value, _filter_hint(key))
-            data[section] = given
-    return Phase2Settings.from_dict(data, where)
-
-
-def _filter_hint(key: str):
-    hints = typing.get_type_hints(FilterRules)
-    if key not in hints:
-        raise ValueError(f"filter: unknown key {key!r}; valid keys: {', '.join(hints)}")
-    return hints[key]
-
-
-def _parse(value: str, hint: Any) -> Any:
-    """A flag's string as the YAML scalar it spells (1.2 rules: ``no`` stays a string); a list for tuple fields."""
-    from mmlink.train.config import parse_scalar
-
-    if hint is str or typing.get_origin(hint) is Literal:
-        return value
-    if hint is tuple:
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return parse_scalar(value)
+    where = str(args.config) if args.config else None
+    given = given_flags(args, Phase2Settings)
+    for name in ("filter", "train"):
+        if name in given:
+            section = data.get(name) or {}
+            if not isinstance(section, dict):
+                raise ValueError(f"{where or 'settings'}: {name}: expected a mapping of settings, got {section!r}")
+            pairs = given.pop(name)
+            if name == "filter":
+                try:
+                    pairs = parse_flags(FilterRules, pairs)
+                except ValueError as err:
+                    raise ValueError(f"filter: {err}") from None
+            data[name] = {**section, **pairs}
+    return from_mapping(Phase2Settings, {**data, **parse_flags(Phase2Settings, given)}, where)
 
 
 def _run_cli(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mmlink.data.formats import IMAGE_TOKEN
-from mmlink.recipes import check_fields
+from mmlink.settings import check_fields, setting
 
 REASONS = ("unusable", "too_short", "repetition", "truncated", "format", "few_facts", "fact_precision")
 DECISIONS = "decisions.jsonl"
@@ -55,22 +55,17 @@ _SECTION = {name: re.compile(rf"^\W*{name}\b", re.IGNORECASE | re.MULTILINE)
 class FilterRules:
     """The ``filter:`` section of the recipe's settings (see the module docstring for the measured defaults)."""
 
-    min_fact_precision: float = 1.0
-    min_facts: int = 3
-    min_words: int = 20
-    max_repeat: float = 0.5
-    drop_truncated: bool = True
-    require_sections: bool = True
+    min_fact_precision: float = setting(1.0, min=0, max=1, help="world: lowest share of a summary's stated "
+                                        "facts that hold in one of the pair's scene graphs")
+    min_facts: int = setting(3, min=0, help="world: facts a summary must state")
+    min_words: int = setting(20, min=0, help="words a summary must have")
+    max_repeat: float = setting(0.5, above=0, max=1, help="drop at this share of repeated word 4-grams "
+                                  "or more (1: off)")
+    drop_truncated: bool = setting(True, help="drop summaries cut off at max_new_tokens")
+    require_sections: bool = setting(True, help="a summary must have its commonalities and differences sections")
 
     def __post_init__(self) -> None:
         check_fields(self, "filter.")
-        if not 0.0 <= self.min_fact_precision <= 1.0:
-            raise ValueError(f"filter.min_fact_precision must be in [0, 1], got {self.min_fact_precision}")
-        if not 0.0 < self.max_repeat <= 1.0:
-            raise ValueError(f"filter.max_repeat must be in (0, 1] (1: off), got {self.max_repeat}")
-        for name in ("min_facts", "min_words"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"filter.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def repeat_share(text: str, n: int = 4) -> float:

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from mmlink.eval.report import markdown_table
 from mmlink.recipes.ablation import signed_interval
+from mmlink.settings import add_command
 
 ROWS = (("mini-llava", "base (mini-llava)"), ("mini-cadvi-phase1", "Phase 1"), ("mini-cadvi", "Phase 1 + 2"))
 TABLE1 = ("bison", "svo", "nlvr2", "eqben", "cola")
@@ -178,8 +179,8 @@ def write_tables(result: dict, out: Path) -> dict[str, Path]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tables", help="CaD-VI Tables 1 and 2 on the world: base vs Phase 1 vs Phase 1 + 2",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "tables", help="CaD-VI Tables 1 and 2 on the world: base vs Phase 1 vs Phase 1 + 2",
+                    description=__doc__)
     p.add_argument("--out", required=True, metavar="DIR", help="where the runs and tables go (resumable)")
     p.add_argument("--n", type=int, default=200, metavar="N", help="samples per task (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets (default 0)")

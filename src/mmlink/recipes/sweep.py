@@ -24,35 +24,35 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-PLOTS = ("layers", "volume", "none")
+from mmlink.settings import add_command, check_fields, field_names, from_mapping, read_config_file, setting
 
 
 @dataclass
 class SweepConfig:
     """A parsed sweep file (see the module docstring)."""
 
-    out: str
-    train: str
-    grid: dict
-    tasks: list
-    train_overrides: dict = field(default_factory=dict)
-    eval: dict = field(default_factory=dict)
-    plot: Literal["layers", "volume", "none"] = "none"
+    out: str = setting(help="sweep directory: one run per grid point, results.json, the figure")
+    train: str = setting(help="the mmlink train config every point starts from")
+    grid: dict = setting(help="one or two setting names, each a list of values")
+    tasks: list[str] = setting(help="eval tasks every point is scored on")
+    train_overrides: dict = setting(factory=dict, help="TrainConfig fields set for every point")
+    eval: dict = setting(factory=dict, help="EvalConfig fields of the points' evaluations")
+    plot: Literal["layers", "volume", "none"] = setting("none", help="the figure: layers (SAM Fig. 6), volume "
+                                                       "(Fig. 5) or none")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.grid, dict) or not 1 <= len(self.grid) <= 2:
+        check_fields(self)
+        if not 1 <= len(self.grid) <= 2:
             raise ValueError("grid must map one or two setting names to lists of values")
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"grid.{key} must be a non-empty list of values")
-        if not isinstance(self.tasks, list) or not self.tasks:
+        if not self.tasks:
             raise ValueError("tasks must be a non-empty list of task names")
-        if self.plot not in PLOTS:
-            raise ValueError(f"plot must be one of {', '.join(PLOTS)}, got {self.plot!r}")
         if self.plot == "layers" and set(self.grid) != {"sam_guide_layer", "sam_context_layer"}:
             raise ValueError("plot: layers needs grid keys sam_guide_layer and sam_context_layer")
         if self.plot == "volume" and len(self.grid) != 1:
@@ -60,20 +60,7 @@ class SweepConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepConfig":
-        from mmlink.train.config import read_config_file
-
-        data = read_config_file(path)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-        missing = sorted({"out", "train", "grid", "tasks"} - set(data))
-        if missing:
-            raise ValueError(f"{path}: missing key(s) {missing}")
-        try:
-            return cls(**data)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+        return from_mapping(cls, read_config_file(path), str(path))
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -101,17 +88,17 @@ def average_score(metrics: dict) -> float:
 
 def point_config(config: SweepConfig, point: dict[str, Any], progress: bool = True):
     """The `TrainConfig` of one grid point (validated: a bad grid value fails here, before anything trains)."""
-    from mmlink.train.config import TrainConfig, read_config_file, resolve_paths
+    from mmlink.train.config import TrainConfig, resolve_paths
 
     where = Path(config.out) / point_name(point)
     train = resolve_paths(read_config_file(config.train), Path(config.train).parent)  # as mmlink train reads it
     data = {**train, **config.train_overrides, "out_dir": str(where / "train")}
-    model_fields = {k: v for k, v in point.items() if k not in TrainConfig.field_names()}
-    data.update({k: v for k, v in point.items() if k in TrainConfig.field_names()})
+    model_fields = {k: v for k, v in point.items() if k not in field_names(TrainConfig)}
+    data.update({k: v for k, v in point.items() if k in field_names(TrainConfig)})
     data["model_overrides"] = {**data.get("model_overrides", {}), **model_fields}
     data.setdefault("progress", progress)
     try:
-        return TrainConfig.from_dict(data)
+        return from_mapping(TrainConfig, data)
     except ValueError as err:
         raise ValueError(f"sweep point {point_name(point)}: {err}") from None
 
@@ -186,11 +173,10 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
+    p = add_command(
+        sub, "sweep",
         help="train + evaluate a grid (SAM layers l,k or data volume) and draw SAM's Fig. 5 / Fig. 6",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__
     )
     p.add_argument("--config", required=True, metavar="YAML", help="the sweep file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

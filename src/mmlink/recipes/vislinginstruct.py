@@ -25,6 +25,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from mmlink.settings import add_command
+
 # (run directory, preset, AIO on, row name)
 ROWS = (("base", "mini-base", False, "base (`mini-base`)"), ("cmaa", "mini-cmaa", False, "+ CMAA (`mini-cmaa`)"),
         ("aio", "mini-base", True, "+ AIO"), ("cmaa_aio", "mini-cmaa", True, "+ CMAA + AIO"))
@@ -145,9 +147,9 @@ def write_table(result: dict, out: Path) -> dict[str, Path]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("vislinginstruct", help="VisLingInstruct's Table 2 on the world: base, +CMAA, +AIO, "
-                                               "+CMAA+AIO with blind controls and paired intervals",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "vislinginstruct", help="VisLingInstruct's Table 2 on the world: base, +CMAA, +AIO, "
+                                            "+CMAA+AIO with blind controls and paired intervals",
+                    description=__doc__)
     p.add_argument("--out", required=True, metavar="DIR", help="where the runs and the table go (resumable)")
     p.add_argument("--n", type=int, default=200, metavar="N", help="samples per task (default 200)")
     p.add_argument("--tasks", default=",".join(TASKS), metavar="LIST",

@@ -14,25 +14,17 @@ import json
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import AsyncIterator, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from mmlink.serve.engine import Engine, EngineBusy, EngineClosed, Event, Job
 from mmlink.serve.media import MediaPolicy, RequestError
 from mmlink.serve.protocol import parse_request, sampling, to_conversation
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    limit_images: int = 8  # images per request (the model's own max_images may be lower)
-    max_request_bytes: int = 20 * 2**20
-    default_max_tokens: int = 256  # when the request sets none
-    poll_s: float = 0.25  # how often a waiting non-streaming request checks that its client is still there
+from mmlink.serve.limits import ServeLimits
 
 
 def _error(err: RequestError) -> JSONResponse:
@@ -69,15 +61,15 @@ def create_app(engine: Engine, model_name: str, policy: MediaPolicy | None = Non
 
     app = FastAPI(title="mmlink", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "")
-            expected = f"Bearer {api_key}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return _error(RequestError("invalid or missing API key (Authorization: Bearer ...)", status=401,
-                                           code="invalid_api_key", kind="authentication_error"))
-        return await call_next(request)
+    # A dependency of the /v1/ routes rather than an HTTP middleware: Starlette's BaseHTTPMiddleware wraps the
+    # request's receive so that a non-streaming request never sees its client leave (Request.is_disconnected).
+    def authenticate(request: Request) -> None:
+        given = request.headers.get("authorization", "")
+        if api_key and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise RequestError("invalid or missing API key (Authorization: Bearer ...)", status=401,
+                               code="invalid_api_key", kind="authentication_error")
+
+    v1 = [Depends(authenticate)]
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, err: RequestError):
@@ -87,7 +79,7 @@ def create_app(engine: Engine, model_name: str, policy: MediaPolicy | None = Non
     async def health():
         return {"status": "ok", "model": model_name}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", dependencies=v1)
     async def models():
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": created,
                                             "owned_by": "mmlink"}]}
@@ -96,7 +88,7 @@ def create_app(engine: Engine, model_name: str, policy: MediaPolicy | None = Non
     async def page():
         return (resources.files("mmlink.serve") / "chat.html").read_text(encoding="utf-8")
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", dependencies=v1)
     async def chat_completions(request: Request):
         body = await _read_body(request, limits.max_request_bytes)
         try:

@@ -24,6 +24,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from mmlink.models.processing import IMAGE_PLACEHOLDER
 from mmlink.serve.media import RequestError
 from mmlink.serve.protocol import Conversation, Sampling
+from mmlink.serve.limits import EngineSettings
 
 
 class EngineBusy(Exception):
@@ -58,21 +59,6 @@ class Job:
 
     def cancel(self) -> None:
         self.cancelled.set()
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    max_batch: int = 8  # rows (choices) decoded together
-    batch_window_ms: float = 10.0  # how long the oldest job waits for company
-    max_queue: int = 64  # jobs waiting; beyond it, EngineBusy (429)
-    max_prompt_tokens: Optional[int] = None  # None: the LLM's context length minus the answer's tokens
-
-    def __post_init__(self) -> None:
-        for name in ("max_batch", "max_queue"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_window_ms < 0:
-            raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
 
 
 class _Row:
@@ -253,17 +239,14 @@ class Engine:
             encoded = {k: v.to(param.device) for k, v in encoded.items()}
             encoded["pixel_values"] = encoded["pixel_values"].to(param.dtype)
             sampling = batch[0].sampling
-            kwargs: dict[str, Any] = {"max_new_tokens": max(j.sampling.max_tokens for j in batch),
-                                      "do_sample": not sampling.greedy, "pad_token_id": self.processor.pad_token_id,
-                                      "stopping_criteria": StoppingCriteriaList([_Rows(rows, self.processor.tokenizer,
-                                                                                       self.eos)])}
-            if not sampling.greedy:
-                kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-                if sampling.seed is not None:
-                    torch.manual_seed(sampling.seed)
+            config = sampling.generation_config(max(j.sampling.max_tokens for j in batch))
+            config.pad_token_id = self.processor.pad_token_id
+            stop = StoppingCriteriaList([_Rows(rows, self.processor.tokenizer, self.eos)])
+            if not sampling.greedy and sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
             self.batches, self.rows = self.batches + 1, self.rows + len(rows)
             with torch.inference_mode():
-                self.model.generate(**encoded, **kwargs)
+                self.model.generate(**encoded, generation_config=config, stopping_criteria=stop)
             for row in rows:  # generate's own limit ended them
                 row.finish(self.processor.tokenizer, "length")
             self.cancelled_rows += sum(r.job.cancelled.is_set() for r in rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from mmlink.images import load_image as decode
+from mmlink.settings import check_fields, setting
 
 
 class RequestError(Exception):
@@ -34,11 +35,20 @@ class RequestError(Exception):
 class MediaPolicy:
     """Where images may come from and how big they may be."""
 
-    allowed_local_path: Path | None = None  # file:// below this directory only (None: no local files)
-    allowed_domains: tuple[str, ...] = ()  # http(s):// from these hosts only (empty: no remote images)
-    max_image_bytes: int = 10 * 2**20  # one image's encoded size
-    max_image_pixels: int = 4096 * 4096  # width × height, checked before decoding (decompression bombs)
-    fetch_timeout_s: float = 10.0
+    allowed_local_path: Path | None = setting(None, help="serve file:// images below DIR only (null: no local files)")
+    allowed_domains: tuple[str, ...] = setting((), help="comma-separated hosts whose http(s) images may be fetched "
+                                               "(none: no remote images)")
+    max_image_bytes: int = setting(10 * 2**20, min=1, help="one image's encoded size")
+    max_image_pixels: int = setting(4096 * 4096, min=1, help="one image's width × height, checked before decoding "
+                                    "(decompression bombs)")
+    fetch_timeout_s: float = setting(10.0, above=0, help="seconds a remote image may take")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.allowed_local_path is not None and not self.allowed_local_path.is_dir():
+            raise ValueError(f"allowed_local_path {self.allowed_local_path}: not a directory")
+        # host names compare case-insensitively
+        object.__setattr__(self, "allowed_domains", tuple(h.strip().lower() for h in self.allowed_domains if h.strip()))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

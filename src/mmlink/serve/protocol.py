@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from transformers import GenerationConfig
 
 from mmlink.models.processing import IMAGE_PLACEHOLDER
 from mmlink.serve.media import MediaPolicy, RequestError, load_image
@@ -75,6 +76,15 @@ class Sampling:
     def batch_key(self) -> tuple:
         """Requests batch together when they decode the same way (greedy, or the same sampling settings)."""
         return ("greedy",) if self.greedy else ("sample", self.temperature, self.top_p, self.seed)
+
+    def generation_config(self, max_new_tokens: int) -> GenerationConfig:
+        """How requests of this `batch_key` decode, for at most ``max_new_tokens``: greedily, or sampling with
+        ``temperature`` and ``top_p``; the rest is the checkpoint's own generation config. (``seed`` is the
+        engine's: a `GenerationConfig` has none.)"""
+        if self.greedy:
+            return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False)
+        return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=True, temperature=self.temperature,
+                                top_p=self.top_p)
 
 
 @dataclass

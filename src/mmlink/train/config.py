@@ -1,8 +1,9 @@
 """`TrainConfig`: every setting of a training run, typed, with the paper's recipe as defaults.
 
 Load it from a YAML or JSON file (`TrainConfig.from_file`), override single fields with CLI flags
-(`TrainConfig.from_file(file, overrides={"lr": "1e-4"})`). Unknown keys, wrong types and out-of-range values are
-``ValueError``s naming the field — a typo never trains with a silent default.
+(`TrainConfig.from_file(file, overrides={"lr": "1e-4"})`), or build it from a mapping (`mmlink.settings.from_mapping`).
+Unknown keys, wrong types and out-of-range values are ``ValueError``s naming the field (`mmlink.settings`) — a typo
+never trains with a silent default.
 
 Defaults follow SAM §5 / InstructBLIP: AdamW β=(0.9, 0.999), weight decay 0.05, lr 2e-5, 240 linear warm-up steps
 then cosine decay to 0 at ``max_steps``, batch 20, gradient clipping at 1.0. Autocast: ``mixed_precision: auto``
@@ -30,17 +31,14 @@ command-line values are always relative to the working directory.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
-import re
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from mmlink.models import SamMode
+from mmlink.settings import check_fields, from_mapping, parse_flags, read_config_file, setting, to_plain
 
 # Stands for the model's `projector_prefix`: the policies hold for either model family.
 PROJECTOR = "<projector>"
@@ -64,23 +62,17 @@ class LoraSettings:
     ``language_model_prefix`` are adapted, and never ``lm_head`` (`mmlink.train.lora.lora_targets`). Biases are not
     adapted (peft's ``bias="none"``)."""
 
-    r: int = 128
-    alpha: float = 256.0
-    dropout: float = 0.05
-    target_modules: tuple = LORA_TARGETS
-    # also write the full model with the adapter merged into its weights (out_dir/merged/: standalone, no base needed)
-    save_merged: bool = False
+    r: int = setting(128, min=1, help="adapter rank")
+    alpha: float = setting(256.0, above=0, help="scaling numerator (the update is scaled by alpha / r)")
+    dropout: float = setting(0.05, min=0, below=1, help="dropout on the adapter's input")
+    target_modules: tuple[str, ...] = setting(LORA_TARGETS, help="last name components of the adapted linears")
+    save_merged: bool = setting(False, help="also write the full model with the adapter merged into its weights "
+                                "(out_dir/merged/: standalone, no base needed)")
 
     def __post_init__(self) -> None:
         check_fields(self, "lora.")
-        if self.r < 1:
-            raise ValueError(f"lora.r must be >= 1, got {self.r}")
-        if not self.alpha > 0:
-            raise ValueError(f"lora.alpha must be > 0, got {self.alpha}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
         names = self.target_modules
-        if not names or not all(isinstance(n, str) and n and "." not in n for n in names):
+        if not names or not all(n and "." not in n for n in names):
             raise ValueError(f"lora.target_modules must be a non-empty list of module names without dots (last name "
                              f"components such as q_proj), got {list(names)!r}")
         if "lm_head" in names:
@@ -90,6 +82,7 @@ class LoraSettings:
 
 # Relative values of these fields in a config file may mean the config file's directory (`resolve_paths`).
 INPUT_PATHS = ("train_data", "val_data", "image_root", "model")
+WARMUP_STEPS = 240  # SAM §5
 
 
 def _tracker_installed(name: str) -> bool:
@@ -103,84 +96,67 @@ class TrainConfig:
     """One training run. Sizes are per process: global batch = ``batch_size × processes × grad_accum``."""
 
     # data and output
-    train_data: str  # LLaVA-format .json/.jsonl (multi-image); required
-    out_dir: str  # checkpoints/, final/, tensorboard/, train_summary.json go here; required
-    val_data: Optional[str] = None  # periodic validation loss + generation samples (None: off)
-    image_root: Optional[str] = None  # relative image paths resolve here (default: each data file's directory)
-    train_limit: Optional[int] = None  # train on the first N records only (data-volume sweeps, SAM Fig. 5)
+    train_data: str = setting(help="LLaVA-format .json/.jsonl (multi-image), a directory holding one, or a saved "
+                              "datasets directory")
+    out_dir: str = setting(help="checkpoints/, final/, tensorboard/ and train_summary.json go here")
+    val_data: Optional[str] = setting(None, help="periodic validation loss and generation samples (null: off)")
+    image_root: Optional[str] = setting(None, help="relative image paths resolve here (null: each data file's "
+                                        "directory)")
+    train_limit: Optional[int] = setting(None, min=1, help="train on the first N records only (data-volume sweeps, "
+                                         "SAM Fig. 5)")
     # model
-    model: str = "tiny"  # preset name or checkpoint directory (see `mmlink.models.load`)
-    sam_mode: Optional[SamMode] = None  # None: the model's own setting
-    max_images: Optional[int] = None  # None: the model's own setting
-    model_overrides: dict = field(default_factory=dict)  # further config overrides passed to `load`
-    trainable: Union[Policy, tuple] = "sam"  # named policy or tuple of parameter-name prefixes (see module doc)
-    frozen_eval: bool = True  # modules without trainable parameters run in eval mode (no dropout)
-    lora: Optional[LoraSettings] = None  # LoRA on the LLM's linear layers (peft); None: no adapters
+    model: str = setting("tiny", help="preset name or checkpoint directory (mmlink.models.load)")
+    sam_mode: Optional[SamMode] = setting(None, help="SAM variant (null: the model's own)")
+    max_images: Optional[int] = setting(None, min=1, help="images per instruction (null: the model's own)")
+    model_overrides: dict = setting(factory=dict, help="further config overrides passed to mmlink.models.load")
+    trainable: Union[Policy, tuple[str, ...]] = setting("sam", help="a policy (sam, projection, qformer, all) or a "
+                                                        "comma list of parameter-name prefixes")
+    frozen_eval: bool = setting(True, help="modules without trainable parameters run in eval mode (no dropout)")
+    lora: Optional[LoraSettings] = setting(None, help="LoRA on the LLM's linear layers, a mapping such as "
+                                           "'{r: 8, alpha: 16}' ({}: CaD-VI's recipe; null: no adapters)")
     # optimisation (paper recipe)
-    seed: int = 0
-    lr: float = 2e-5
-    projector_lr: Optional[float] = None  # the projector's own learning rate (None: lr)
-    warmup_steps: int = 240
-    warmup_ratio: Optional[float] = None  # warm-up as a share of max_steps (ceil, as transformers); replaces the steps
-    max_steps: int = 1000
-    batch_size: int = 20
-    grad_accum: int = 1
-    weight_decay: float = 0.05  # applied to matrices only; biases, norms and 1-d parameters get none
-    betas: tuple = (0.9, 0.999)
-    eps: float = 1e-8
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    # auto: bf16 autocast where the hardware computes bf16 natively (CUDA with bf16, CPU with AVX512-BF16/AMX), else no
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    seed: int = setting(0, min=0, help="seed of initialisation, data order and dropout")
+    lr: float = setting(2e-5, above=0, help="peak learning rate")
+    projector_lr: Optional[float] = setting(None, above=0, help="the projector's own learning rate (null: lr)")
+    warmup_steps: int = setting(WARMUP_STEPS, min=0, help="linear warm-up steps before the cosine decay")
+    warmup_ratio: Optional[float] = setting(None, min=0, below=1, help="warm-up as a share of max_steps (ceil, as "
+                                            "transformers); replaces warmup_steps")
+    max_steps: int = setting(1000, min=1, help="optimizer steps; the cosine decay ends here")
+    batch_size: int = setting(20, min=1, help="records per process and micro-step")
+    grad_accum: int = setting(1, min=1, help="micro-steps per optimizer step")
+    weight_decay: float = setting(0.05, min=0, help="AdamW weight decay, on matrices only (biases, norms and 1-d "
+                                  "parameters get none)")
+    betas: tuple[float, float] = setting((0.9, 0.999), help="AdamW betas, each in [0, 1)")
+    eps: float = setting(1e-8, min=0, help="AdamW epsilon")
+    max_grad_norm: float = setting(1.0, min=0, help="gradient clipping norm (0: no clipping)")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = setting(
+        "auto", help="autocast; auto: bf16 only where the hardware computes bf16 natively (CUDA with bf16, a CPU "
+        "with AVX512-BF16 or AMX), else none")
     # periodic work (0 disables)
-    eval_every: int = 500
-    sample_every: int = 500
-    num_samples: int = 4  # generation samples per sample_every (from val_data, else train_data)
-    max_new_tokens: int = 48
-    save_every: int = 500
-    keep_last: int = 3
-    # dtype of the parameters in final/ (checkpoints stay fp32 so --resume is exact); bfloat16 halves what ships
-    save_dtype: Literal["float32", "bfloat16"] = "float32"
-    log_every: int = 10
-    # extra experiment trackers through accelerate (wandb, mlflow, comet_ml, aim, ...; their package installed), beside
-    # the TensorBoard log every run writes
-    trackers: tuple = ()
+    eval_every: int = setting(500, min=0, help="validation loss every N steps (0: never)")
+    sample_every: int = setting(500, min=0, help="generation samples every N steps (0: never)")
+    num_samples: int = setting(4, min=1, help="generation samples per sample_every (from val_data, else train_data)")
+    max_new_tokens: int = setting(48, min=1, help="length limit of the generation samples")
+    save_every: int = setting(500, min=0, help="a resumable checkpoint every N steps (0: only at the end)")
+    keep_last: int = setting(3, min=1, help="checkpoints kept (the newest)")
+    save_dtype: Literal["float32", "bfloat16"] = setting(
+        "float32", help="dtype of the parameters in final/ (checkpoints stay fp32 so --resume is exact)")
+    log_every: int = setting(10, min=0, help="log loss, lr and throughput every N steps")
+    trackers: tuple[str, ...] = setting((), help="extra experiment trackers through accelerate (wandb, mlflow, "
+                                        "comet_ml, aim, ...; their package installed), beside TensorBoard")
     # loading
-    num_workers: int = 0
-    progress: bool = True
+    num_workers: int = setting(0, min=0, help="data-loader worker processes")
+    progress: bool = setting(True, help="progress bar")
 
     # The directory of the config file this was read from (`from_file`), for error messages; not a setting.
     config_dir = None
 
     def __post_init__(self) -> None:
         check_fields(self)
-        for name in ("train_data", "out_dir", "model"):
-            if not getattr(self, name):
-                raise ValueError(f"{name} is required (a non-empty string)")
-        positive = ("max_steps", "batch_size", "grad_accum", "keep_last", "num_samples", "max_new_tokens")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        nonneg = ("warmup_steps", "eval_every", "sample_every", "save_every", "log_every", "num_workers", "seed")
-        for name in nonneg:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise ValueError(f"train_limit must be >= 1, got {self.train_limit}")
-        if self.max_images is not None and self.max_images < 1:
-            raise ValueError(f"max_images must be >= 1, got {self.max_images}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.projector_lr is not None and not self.projector_lr > 0:
-            raise ValueError(f"projector_lr must be > 0, got {self.projector_lr}")
-        if self.warmup_ratio is not None:
-            if not 0 <= self.warmup_ratio < 1:
-                raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-            if self.warmup_steps != _WARMUP_STEPS_DEFAULT:  # two warm-ups: which one was meant is unclear
-                raise ValueError(f"set warmup_ratio or warmup_steps, not both (warmup_steps {self.warmup_steps}, "
-                                 f"warmup_ratio {self.warmup_ratio})")
-        for name in ("weight_decay", "max_grad_norm", "eps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.warmup_ratio is not None and self.warmup_steps != WARMUP_STEPS:
+            # two warm-ups: which one was meant is unclear
+            raise ValueError(f"set warmup_ratio or warmup_steps, not both (warmup_steps {self.warmup_steps}, "
+                             f"warmup_ratio {self.warmup_ratio})")
         if self.trackers:
             from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
@@ -190,12 +166,11 @@ class TrainConfig:
             missing = [t for t in self.trackers if not _tracker_installed(t)]  # each package is its tracker's name
             if missing:
                 raise ValueError(f"trackers: {missing} not installed (pip install {' '.join(missing)})")
-        if len(self.betas) != 2 or not all(isinstance(b, float) and 0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if isinstance(self.trainable, tuple):
-            if not self.trainable or not all(isinstance(p, str) for p in self.trainable):
-                raise ValueError(f"trainable must be a policy {sorted(TRAINABLE_POLICIES)} or a non-empty list of "
-                                 f"parameter-name prefixes, got {self.trainable!r}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {list(self.betas)!r}")
+        if isinstance(self.trainable, tuple) and not self.trainable:
+            raise ValueError(f"trainable must be a policy {sorted(TRAINABLE_POLICIES)} or a non-empty list of "
+                             f"parameter-name prefixes, got []")
         if self.lora is not None and "" in self.trainable_prefixes:
             raise ValueError("trainable: 'all' (or the prefix '') would fully train the LLM beside its LoRA adapters; "
                              "with lora, name what trains fully besides the adapters, e.g. trainable: projection")
@@ -247,39 +222,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON values (tuples → lists, also inside ``lora``)."""
-
-        def plain(v):
-            if isinstance(v, dict):
-                return {k: plain(x) for k, x in v.items()}
-            return list(v) if isinstance(v, tuple) else v
-
-        return plain(dataclasses.asdict(self))
-
-    # ---------------------------------------------------------------- construction
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise ValueError(f"a training config must be a mapping of settings, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(cls.field_names())}")
-        missing = [n for n in ("train_data", "out_dir") if n not in data]
-        if missing:
-            raise ValueError(f"missing required config key(s) {missing}")
-        return cls(**data)
+        return to_plain(self)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "TrainConfig":
         """Read a ``.yaml``/``.yml``/``.json`` file, its relative input paths resolved (`resolve_paths`);
-        ``overrides`` (already typed, or strings from a CLI; relative to the working directory) win."""
+        ``overrides`` (typed, or flag strings; relative to the working directory) win."""
         config_dir = Path(path).resolve().parent
         settings = resolve_paths(read_config_file(path), config_dir)
-        config = cls.from_dict({**settings, **parse_overrides(overrides or {})})
+        config = from_mapping(cls, {**settings, **parse_flags(cls, overrides or {})})
         config.config_dir = str(config_dir)
         return config
 
@@ -303,155 +254,5 @@ def resolve_paths(settings: dict[str, Any], config_dir: str | Path) -> dict[str,
     return out
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.load(text, Loader=YamlLoader)
-    except Exception as err:  # noqa: BLE001 - any parse error is a bad config file
-        raise ValueError(f"{path}: cannot parse: {str(err).splitlines()[0] if str(err) else err}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
-    return data
-
-
-def parse_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
-    """CLI strings → typed values (YAML scalars: ``1e-4``, ``true``, ``null``, ``[a, b]``); others kept."""
-    import yaml
-
-    hints = typing.get_type_hints(TrainConfig)
-    out = {}
-    for key, value in overrides.items():
-        if key not in hints:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(TrainConfig.field_names())}")
-        if isinstance(value, str) and hints[key] not in (str,):
-            try:
-                parsed = yaml.load(value, Loader=YamlLoader)
-            except Exception:  # noqa: BLE001
-                parsed = value
-            if isinstance(parsed, str) and "," in parsed and key in ("trainable", "betas"):
-                parsed = [p.strip() for p in parsed.split(",") if p.strip()]
-                if key == "betas":
-                    parsed = [yaml.load(p, Loader=YamlLoader) for p in parsed]
-            value = parsed
-        out[key] = value
-    return out
-
-
-def check_fields(obj: Any, prefix: str = "") -> None:
-    """Type-check and convert every field of a settings dataclass in place (list → tuple, int → float, Literal,
-    Optional, nested sections); a wrong value is a ValueError naming ``<prefix><field>``. Every settings dataclass
-    of mmlink (TrainConfig, LoraSettings, the recipes') checks itself with it."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        setattr(obj, f.name, check_value(prefix + f.name, getattr(obj, f.name), hints[f.name]))
-
-
-def parse_scalar(value: str) -> Any:
-    """A command-line string as the YAML 1.2 scalar it spells (``1e-4`` a float, ``no`` a string, ``[a, b]`` a
-    list), with the loader config files use; the string itself when it does not parse."""
-    import yaml
-
-    try:
-        return yaml.load(value, Loader=YamlLoader)
-    except yaml.YAMLError:
-        return value
-
-
-def check_value(name: str, value: Any, hint: Any) -> Any:
-    """Return ``value`` converted to the field's type (list→tuple, int→float) or raise ValueError."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Union:
-        errors = []
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return check_value(name, value, arg)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(errors[-1] if len(errors) == 1 else f"{name}: {value!r} matches none of: " + "; ".join(
-            e.split(": ", 1)[-1] for e in errors))
-    if origin is Literal:
-        if isinstance(value, str) and value in args:
-            return value
-        raise ValueError(f"{name}: expected one of {list(args)}, got {value!r}")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{name}: expected true/false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"{name}: expected a string, got {value!r}")
-    if hint is tuple or origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) and name == "betas" else v
-                         for v in value)
-        raise ValueError(f"{name}: expected a list, got {value!r}")
-    if hint is dict or origin is dict:
-        if isinstance(value, dict):
-            return dict(value)
-        raise ValueError(f"{name}: expected a mapping, got {value!r}")
-    if dataclasses.is_dataclass(hint):  # a section such as ``lora:`` — its own fields are checked by its class
-        if isinstance(value, hint):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError(f"{name}: expected a mapping of settings, got {value!r}")
-        valid = [f.name for f in dataclasses.fields(hint)]
-        unknown = sorted(set(value) - set(valid))
-        if unknown:
-            raise ValueError(f"{name}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
-        return hint(**value)
-    raise TypeError(f"{name}: unsupported annotation {hint!r}")  # a bug in TrainConfig, not in the user's file
-
-
-def _make_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """SafeLoader with YAML 1.2 scalars: ``2e-5`` is a float, only true/false are booleans (``no`` stays a
-        string, as ``mixed_precision: no`` means)."""
-
-    Loader.yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-    )
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE]"
-                   r"[-+]?[0-9]+)?|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
-        list("-+0123456789."),
-    )
-    return Loader
-
-
-YamlLoader = _make_loader()
-_WARMUP_STEPS_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "warmup_steps")
-
-__all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "YamlLoader",
-           "INPUT_PATHS", "check_fields", "check_value", "parse_overrides", "parse_scalar", "read_config_file",
+__all__ = ["TrainConfig", "LoraSettings", "TRAINABLE_POLICIES", "LORA_TARGETS", "PROJECTOR", "INPUT_PATHS",
            "resolve_paths"]

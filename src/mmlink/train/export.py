@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mmlink.settings import add_command
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 EPILOG = """
@@ -23,14 +25,13 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``export`` subcommand on ``sub`` (``run`` is its ``func``)."""
-    p = sub.add_parser(
-        "export",
+    p = add_command(
+        sub, "export",
         help="write a trainable-only save (+ LoRA adapter) as a standalone model directory",
         description="Apply a trainable-only save (mmlink_delta.json + trainable.safetensors: a run's final/ or a "
         "checkpoint) to its base, merge its LoRA adapter when it has one, and write the result with save_pretrained "
         "(model and processor): a directory that loads without the base and without peft.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG
     )
     p.add_argument("checkpoint", metavar="CKPT", help="trainable-only save directory (e.g. OUT/final)")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the standalone model (new or empty)")

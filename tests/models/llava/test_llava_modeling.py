@@ -7,40 +7,20 @@ import pytest
 import torch
 from PIL import Image
 from torch.testing import assert_close
-from transformers import (
-    AutoConfig,
-    AutoModelForImageTextToText,
-    CLIPImageProcessorPil,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-)
+from transformers import AutoConfig, AutoModelForImageTextToText, CLIPImageProcessorPil
 
 from mmlink.eval.ranking import score_candidates
 from mmlink.models import load
 from mmlink.models.llava import MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration, MmlinkLlavaProcessor
-from mmlink.models.presets import byte_tokenizer, tiny_llava_config
-
-IMG = 261  # the reference model needs its placeholder inside the vocabulary (transformers embeds input_ids)
-P = 16  # patch tokens per image of the tiny configs: (32 / 8)², CLS dropped
-
-
-def _reference(seed: int = 0) -> LlavaForConditionalGeneration:
-    text = tiny_llava_config().text_config.to_dict()
-    text["vocab_size"] = 262
-    vision = tiny_llava_config().vision_config.to_dict()
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=IMG, image_seq_length=P,
-        vision_feature_layer=-2, vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(seed)
-    return LlavaForConditionalGeneration(config).eval()
+from mmlink.models.presets import byte_tokenizer
+from llava_reference import IMG, P, reference_llava
 
 
 @pytest.fixture(scope="module")
 def llava_hf_dir(tmp_path_factory):
     """A directory in the llava-hf layout: transformers' save of the model, a tokenizer, a CLIP image processor."""
     path = tmp_path_factory.mktemp("llava-hf")
-    ref = _reference()
+    ref = reference_llava()
     ref.save_pretrained(path)
     byte_tokenizer().save_pretrained(path)
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
@@ -156,11 +136,3 @@ def test_ranking_with_shared_image_features_equals_full_forward():
         keep = labels != -100
         want = torch.log_softmax(logits, -1)[keep].gather(-1, labels[keep, None]).sum()
         assert abs(float(want) - logprob) < 1e-4
-
-
-def test_from_llava_keeps_the_architecture_and_checks_max_images():
-    config = MmlinkLlavaConfig.from_llava(_reference().config, max_images=3)
-    assert config.model_type == "mmlink_llava" and config.max_images == 3
-    assert config.image_seq_length == P and config.vision_feature_layer == -2
-    with pytest.raises(ValueError, match="max_images must be >= 1"):
-        MmlinkLlavaConfig.from_llava(_reference().config, max_images=0)

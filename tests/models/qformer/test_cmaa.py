@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from PIL import Image
 from torch.testing import assert_close
 
@@ -76,8 +77,8 @@ def test_save_and_reload_keep_cmaa(tmp_path):
 
 
 def test_cmaa_settings_are_validated():
-    with pytest.raises(ValueError):
+    with pytest.raises(StrictDataclassFieldValidationError, match="cmaa"):
         tiny_config(cmaa="all")
-    with pytest.raises(ValueError):
+    with pytest.raises(StrictDataclassFieldValidationError, match="cmaa_text"):
         tiny_config(cmaa_text="tokens")
     assert tiny_config().cmaa == "none" and tiny_config().image_seq_length == Q

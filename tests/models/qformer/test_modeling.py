@@ -9,8 +9,8 @@ from transformers import InstructBlipConfig, InstructBlipForConditionalGeneratio
 
 from mmlink.models import load
 from mmlink.models.loading import load_checkpoint
-from mmlink.models.presets import byte_tokenizer, tiny_config
-from mmlink.models.qformer import MmlinkQFormerConfig, MmlinkQFormerForConditionalGeneration
+from mmlink.models.presets import byte_tokenizer
+from mmlink.models.qformer import MmlinkQFormerForConditionalGeneration
 
 Q = 4  # query tokens of the tiny configs
 IMG = 119  # image placeholder id inside the reference model's vocabulary
@@ -273,18 +273,6 @@ def test_gradients_reach_only_trainable_parameters(nonzero):
     assert (model.sam.patch_scorer.weight.grad.abs().sum() > 0) == nonzero
 
 
-def test_config_validation():
-    with pytest.raises(ValueError, match="must not precede"):
-        tiny_config(sam_guide_layer=2, sam_context_layer=1)
-    with pytest.raises(ValueError, match="1..2"):
-        tiny_config(sam_guide_layer=3)
-    with pytest.raises(ValueError):
-        tiny_config(sam_mode="bogus")
-    with pytest.raises(ValueError):
-        tiny_config(sam_context_pool="mine")
-    assert tiny_config().guide_layer == tiny_config().context_layer == 2
-
-
 def test_placeholder_image_mismatch_is_an_error():
     model = _tiny()
     batch = _tiny_inputs([2])
@@ -333,14 +321,6 @@ def test_beam_search_and_sampling():
     torch.manual_seed(3)
     s2 = model.generate(**batch, max_new_tokens=5, do_sample=True, top_p=0.9, pad_token_id=0)
     assert torch.equal(s1, s2)
-
-
-def test_config_round_trips_through_json(tmp_path):
-    config = tiny_config(sam_mode="bsg_mean", sam_context_pool="all", sam_guide_layer=1)
-    config.save_pretrained(tmp_path)
-    again = MmlinkQFormerConfig.from_pretrained(tmp_path)
-    assert (again.sam_mode, again.sam_context_pool, again.guide_layer, again.context_layer) == ("bsg_mean", "all", 1, 2)
-    assert again.qformer_config.encoder_hidden_size == again.vision_config.hidden_size
 
 
 # ------------------------------------------------------------------ encoder-decoder LLM (InstructBLIP-FlanT5)

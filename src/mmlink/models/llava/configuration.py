@@ -7,8 +7,7 @@ with the Auto classes beside transformers' own. A ``llava`` config (e.g. ``llava
 losslessly with `MmlinkLlavaConfig.from_llava`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: @strict validates field types from the real annotations.
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, LlavaConfig
 

@@ -19,7 +19,7 @@ matrix unchanged), and precomputed image features (``image_features=``, candidat
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForImageTextToText, LlavaForConditionalGeneration
+from transformers import AutoModelForImageTextToText, GenerationConfig, LlavaForConditionalGeneration
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 
 from mmlink.models.common import TrainableMixin, image_to_sample
@@ -117,12 +117,14 @@ class MmlinkLlavaForConditionalGeneration(TrainableMixin, LlavaForConditionalGen
         pixel_values: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
         fast_greedy: bool = True,
         **generate_kwargs,
     ) -> torch.LongTensor:
-        """Decode the answer; returns only the new tokens ``(B * num_return_sequences, T_new)``. Prompts must be
-        left-padded. Greedy decoding runs mmlink's static-cache loop (token-identical to ``generate``); anything
-        else (and ``fast_greedy=False``) goes through transformers' ``generate`` on the merged embeddings."""
+        """Decode the answer per ``generation_config`` and ``generate_kwargs`` (as transformers' ``generate`` takes
+        them); returns only the new tokens ``(B * num_return_sequences, T_new)``. Prompts must be left-padded. Greedy
+        decoding runs mmlink's static-cache loop (token-identical to ``generate``); anything else (and
+        ``fast_greedy=False``) goes through transformers' ``generate`` on the merged embeddings."""
         from mmlink.models.decoding import greedy_decode, greedy_plan
 
         if pixel_values is None or input_ids is None:
@@ -131,10 +133,11 @@ class MmlinkLlavaForConditionalGeneration(TrainableMixin, LlavaForConditionalGen
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         view = _CausalLMView(self)
-        plan = greedy_plan(view, generate_kwargs) if fast_greedy else None
+        plan = greedy_plan(view, generate_kwargs, generation_config) if fast_greedy else None
         if plan is not None:
             return greedy_decode(view, inputs_embeds, attention_mask, plan)
-        return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs)
+        return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                generation_config=generation_config, **generate_kwargs)
 
 
 AutoModelForImageTextToText.register(MmlinkLlavaConfig, MmlinkLlavaForConditionalGeneration)

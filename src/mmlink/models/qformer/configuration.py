@@ -5,8 +5,7 @@ The layout mirrors ``InstructBlipConfig`` (nested ``vision_config`` / ``qformer_
 adds SAM's settings (SAM §4) and VisLingInstruct's CMAA (VisLingInstruct §3.1).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: @strict validates field types from the real annotations.
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
@@ -90,14 +89,6 @@ class MmlinkQFormerConfig(PreTrainedConfig):
         self.use_decoder_only_language_model = text_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
         if not self.use_decoder_only_language_model and text_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
             raise ValueError(f"text_config.model_type={text_type!r} is neither a causal nor a seq2seq LM")
-        if self.sam_mode not in SAM_MODES:
-            raise ValueError(f"sam_mode must be one of {SAM_MODES}, got {self.sam_mode!r}")
-        if self.sam_context_pool not in CONTEXT_POOLS:
-            raise ValueError(f"sam_context_pool must be one of {CONTEXT_POOLS}, got {self.sam_context_pool!r}")
-        if self.cmaa not in CMAA_MODES:
-            raise ValueError(f"cmaa must be one of {CMAA_MODES}, got {self.cmaa!r}")
-        if self.cmaa_text not in CMAA_TEXTS:
-            raise ValueError(f"cmaa_text must be one of {CMAA_TEXTS}, got {self.cmaa_text!r}")
         n_layers = self.qformer_config.num_hidden_layers
         l, k = self.guide_layer, self.context_layer
         if not 1 <= l <= n_layers or not 1 <= k <= n_layers:

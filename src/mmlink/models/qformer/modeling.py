@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, InstructBlipQFormerModel, PreTrainedModel
+from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationConfig, InstructBlipQFormerModel,
+                          PreTrainedModel)
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
@@ -349,10 +350,12 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         input_ids: torch.Tensor,
         qformer_attention_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
         fast_greedy: bool = True,
         **generate_kwargs,
     ) -> torch.LongTensor:
-        """Decode the answer (KV cache; greedy, beam or sampling per ``generate_kwargs``).
+        """Decode the answer (KV cache; greedy, beam or sampling per ``generation_config`` and ``generate_kwargs``, as
+        transformers' ``generate`` takes them: the kwargs over the config, the LLM's own config for what both leave).
 
         Greedy decoding of a Llama-family LLM runs mmlink's static-cache loop (`mmlink.models.decoding`),
         token-identical to ``generate`` and faster; everything else (and ``fast_greedy=False``) goes through the
@@ -364,11 +367,12 @@ class MmlinkQFormerForConditionalGeneration(TrainableMixin, PreTrainedModel):
         inputs_embeds, attention_mask, _, _ = self._merge_inputs(
             pixel_values, qformer_input_ids, qformer_attention_mask, input_ids, attention_mask
         )
-        plan = greedy_plan(self.language_model, generate_kwargs) if fast_greedy else None
+        plan = greedy_plan(self.language_model, generate_kwargs, generation_config) if fast_greedy else None
         if plan is not None:
             return greedy_decode(self.language_model, inputs_embeds, attention_mask, plan)
         return self.language_model.generate(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, generation_config=generation_config,
+            **generate_kwargs,
         )
 
     # ------------------------------------------------------------------ training helpers

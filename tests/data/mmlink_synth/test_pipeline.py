@@ -1,7 +1,6 @@
-"""Tests for the MmLINK 2-step synthesis (mmlink.data.mmlink_synth).
+"""mmlink.data.mmlink_synth.pipeline: MmlinkSynthesizer end to end (the sample, its scene graphs and pixels, QC drops
+and the report, LLM backgrounds and refinement, user folders) and make_until_kept.
 
-Offline components run for real. Segment Anything, diffusers inpainting and CLIP cannot get real weights here:
-they are exercised through their interfaces with fake model objects (CLIP also with a tiny random model).
 The OpenAI-compatible backend talks to an http.server started on 127.0.0.1 inside the test.
 """
 
@@ -15,37 +14,22 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 import mmlink.data.mmlink_synth as ms
 from mmlink.data.mmlink_synth import (
-    FILLERS,
-    GROUP_SOURCES,
-    SCORERS,
-    SEGMENTERS,
-    AlphaSegmenter,
-    ClipScorer,
-    DiffusersInpaintFiller,
     MmlinkSynthesizer,
-    QCRecord,
-    SceneGraphScorer,
-    SegmentAnythingSegmenter,
     SimilarityScorer,
-    compose,
     context_of,
-    cut_out,
     identity_facts,
-    keeps_facts,
     make_until_kept,
     mentions,
-    template_background,
 )
 from mmlink.data.tasks import TASKS, WorldSample
-from mmlink.textllm import LocalLLM, OpenAILLM, TemplateLLM, TextLLM, TextLLMError
-from mmlink.data.world.scene import COLORS, CONTEXTS, Identity
+from mmlink.data.world.scene import COLORS
+from mmlink.textllm import LocalLLM, OpenAILLM, TextLLM, TextLLMError
 
-HAS_CV2 = ms.base._has_cv2()
-needs_cv2 = pytest.mark.skipif(not HAS_CV2, reason="opencv-python-headless is not installed")
+needs_cv2 = pytest.mark.skipif(not ms.base._has_cv2(), reason="opencv-python-headless is not installed")
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -57,12 +41,6 @@ def sample() -> WorldSample:
     return make_until_kept(MmlinkSynthesizer(), rng(0), "train")
 
 
-def color_fraction(img: Image.Image, box, color: str, tol: float = 40.0) -> float:
-    x0, y0, x1, y1 = box
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32)[y0:y1, x0:x1].reshape(-1, 3)
-    return float((np.linalg.norm(arr - np.array(COLORS[color], np.float32), axis=1) < tol).mean())
-
-
 class FixedScorer(SimilarityScorer):
     def __init__(self, value: float):
         self.value, self.calls = value, []
@@ -72,7 +50,7 @@ class FixedScorer(SimilarityScorer):
         return self.value
 
 
-# ------------------------------------------------------------------------------------------------ the sample
+# ----------------------------------------------------------------------------------------------------------- the sample
 
 
 def test_sample_shape_and_conversation(sample):
@@ -93,7 +71,7 @@ def test_sample_shape_and_conversation(sample):
     assert sample.meta["contexts"][0] != sample.meta["contexts"][1]
 
 
-def test_same_main_identity_in_scene_graphs_and_pixels(sample):
+def test_same_main_identity_in_scene_graphs_and_pixels(sample, color_fraction):
     key = sample.meta["main"]
     mains = [[c for c in s.characters if c.identity.key == key] for s in sample.scenes]
     assert [len(m) for m in mains] == [1, 1], "the main identity is in each scene graph exactly once"
@@ -176,70 +154,26 @@ def test_determinism_per_seed():
     assert a.images[0].tobytes() != c.images[0].tobytes()
 
 
-# ------------------------------------------------------------------------------------------ quality control
-
-
-def _hidden_plan(synth, seed=7, how="occluded"):
-    """A plan whose second image has the main object mostly hidden (or cropped by the canvas edge)."""
-    plan = synth.plan(rng(seed), "train")
-    main_view = plan.main.views[1]
-    seg = AlphaSegmenter()
-    main_cut = cut_out(plan.main, main_view, seg.segment(main_view.image), "main")
-    other = plan.distractors[1][0]
-    other_cut = cut_out(other, other.views[0], seg.segment(other.views[0].image), "distractor")
-    if how == "occluded":
-        boxes = [(180, 240, 300, 450), (120, 200, 360, 500)]  # the distractor, pasted last, covers the main object
-    elif how == "cropped":
-        boxes = [(-130, 260, 20, 460), (260, 240, 400, 470)]  # most of the main object lies left of the canvas
-    else:  # clean: side by side
-        boxes = [(40, 240, 200, 460), (300, 250, 440, 470)]
-    plan.compositions[1] = compose([main_cut, other_cut], boxes, synth.canvas)
-    return plan
+# ------------------------------------------------------------------------------------------------------ quality control
 
 
 @pytest.mark.parametrize("how", ["occluded", "cropped"])
-def test_qc_drops_mostly_hidden_main_object(how):
+def test_qc_drops_mostly_hidden_main_object(how, hidden_plan):
     synth = MmlinkSynthesizer()
-    plan = _hidden_plan(synth, how=how)
+    plan = hidden_plan(synth, how=how)
     assert plan.compositions[1].main.visible_fraction < 0.5
     assert synth.finish(plan, rng(1)) is None
     report = synth.report()
     assert report["attempted"] == 1 and report["kept"] == 0 and report["dropped"] == {"object_score": 1}
 
 
-def test_qc_keeps_clean_composition():
+def test_qc_keeps_clean_composition(hidden_plan):
     synth = MmlinkSynthesizer()
-    plan = _hidden_plan(synth, how="clean")
+    plan = hidden_plan(synth, how="clean")
     assert plan.compositions[1].main.visible_fraction == pytest.approx(1.0)
     s = synth.finish(plan, rng(1))
     assert s is not None and s.meta["qc"]["object"] == [1.0, 1.0]
     assert synth.report()["dropped"] == {}
-
-
-def test_scene_graph_scorer_counts_facts_and_visibility():
-    synth = MmlinkSynthesizer()
-    plan = _hidden_plan(synth, how="clean")
-    comp = plan.compositions[1]
-    ident = Identity("round", "blue", "plain", "none", "hat")
-    scorer = SceneGraphScorer()
-    img = Image.fromarray(comp.rgba[..., :3])
-    rec = QCRecord("object", comp, None, identity_facts(ident), "blue")
-    full = "a round blue character wearing a hat"
-    assert identity_facts(ident) == ("blue", "round", "hat")
-    # the pixels are the sampled main object's, not blue: the colour fact is mentioned but not seen
-    blue_seen = scorer.color_fraction(img, comp.main, "blue") >= scorer.min_color
-    assert scorer.score(img, full, rec) == pytest.approx(1.0 if blue_seen else 2 / 3)
-    recolored = comp.rgba.copy()
-    recolored[comp.main.mask, :3] = COLORS["blue"]
-    img_blue = Image.fromarray(recolored[..., :3])
-    assert scorer.score(img_blue, full, rec) == 1.0
-    assert scorer.score(img_blue, "a round blue character", rec) == pytest.approx(2 / 3)
-    assert scorer.score(img_blue, "something", rec) == 0.0
-    bg = QCRecord("background", comp, "beach")
-    assert scorer.score(img, "A sandy beach with soft sand.", bg) == 1.0
-    assert scorer.score(img, "A green forest.", bg) == 0.0
-    with pytest.raises(ValueError, match="record"):
-        scorer.score(img, full)
 
 
 @pytest.mark.parametrize("value,kept", [(0.79, False), (0.8, True), (0.95, True)])
@@ -277,14 +211,6 @@ def test_segmentation_drop_reason():
     assert synth.report()["dropped"] == {"segmentation": 1} and synth.report()["attempted"] == 1
 
 
-def test_world_sprites_are_never_cropped():
-    groups = ms.WorldGroups()
-    for seed in range(15):
-        for view in groups.sample(rng(seed), "train", n_views=2).views:
-            alpha = np.asarray(view.image)[..., 3]
-            assert alpha.any() and not (alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any())
-
-
 def test_report_counts():
     class Alternating(SimilarityScorer):
         def __init__(self):
@@ -314,45 +240,7 @@ def test_task_registered_and_bounded_retries():
     assert synth.report()["dropped"] == {"object_score": 3}
 
 
-# ---------------------------------------------------------------------------------- registries and text
-
-
-def test_registries_and_build():
-    assert SEGMENTERS.names() == ["alpha", "grabcut", "segment_anything"]
-    assert FILLERS.names() == ["cv2_inpaint", "diffusers", "procedural"]
-    assert SCORERS.names() == ["clip", "scene_graph"]
-    assert GROUP_SOURCES.names() == ["folders", "world"]
-    with pytest.raises(ValueError, match="valid names: alpha, grabcut, segment_anything"):
-        MmlinkSynthesizer(segmenter="nope")
-    with pytest.raises(ValueError, match="valid: template, local, local:PATH, openai:MODEL@URL"):
-        MmlinkSynthesizer(llm="transformers")
-    assert isinstance(MmlinkSynthesizer(llm="local").llm, LocalLLM)
-    assert isinstance(MmlinkSynthesizer().llm, TemplateLLM)
-    synth = MmlinkSynthesizer()
-    assert synth.components() == {
-        "groups": "WorldGroups", "segmenter": "AlphaSegmenter", "filler": "ProceduralFiller",
-        "llm": "TemplateLLM", "scorer": "SceneGraphScorer",
-    }  # fmt: skip
-
-
-def test_template_backgrounds_name_their_context():
-    r = rng(0)
-    for context in CONTEXTS:
-        descs = {template_background(context, r) for _ in range(30)}
-        assert len(descs) >= 5
-        assert all(context_of(d) == context for d in descs), descs
-        assert not any(" a indoor" in d or "A indoor" in d for d in descs)
-
-
-def test_keeps_facts():
-    original = "a round blue character with white stripes wearing a hat"
-    facts = ("blue", "round", "striped", "white", "hat")
-    assert keeps_facts("A circular blue figure with white stripes and a hat", original, facts)
-    assert not keeps_facts("A circular blue figure with white stripes", original, facts)  # hat dropped
-    assert not keeps_facts("A round green character with white stripes wearing a hat", original, facts)
-    assert not keeps_facts("A round blue character with white stripes wearing a hat and a scarf", original, facts)
-    assert not keeps_facts("", original, facts)
-    assert mentions("a grey one", "gray") and mentions("a lanky one", "tall") and not mentions("around", "round")
+# --------------------------------------------------------------------------------------------- refinement and text LLMs
 
 
 class RewritingLLM(TextLLM):
@@ -394,224 +282,6 @@ def test_refine_keeps_good_rewrites():
             assert "people" not in background and context_of(background) == "city"
         else:
             assert background == f"A quiet {context} place."
-
-
-# ------------------------------------------------------------------------------------------- segmenters
-
-
-def _photo(seed=0, size=(240, 200), axes=None, color=(200, 40, 40)):
-    """A photo-like image and its true object mask: a blob-shaped, shaded, noisy object near the centre of a
-    background of smooth colour patches and stripes, everything slightly blurred (soft edges)."""
-    r = rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    patches = Image.fromarray(r.integers(60, 200, (5, 6, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
-    bg = np.asarray(patches, np.float64) + 18 * np.sin(xx / 4.0 + r.uniform(0, 6))[..., None]
-    bg = bg + r.normal(0, 12, (h, w, 3))
-    cx, cy = w / 2 + r.uniform(-12, 12), h / 2 + r.uniform(-10, 10)
-    ax, ay = axes or (w * r.uniform(0.18, 0.28), h * r.uniform(0.25, 0.35))
-    angle = r.uniform(0, np.pi)
-    u = ((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)) / ax
-    v = (-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)) / ay
-    truth = u**2 + v**2 <= (1 + 0.12 * np.sin(3 * np.arctan2(v, u) + r.uniform(0, 6))) ** 2
-    shade = np.clip(0.65 + 0.45 * (xx - cx + ax) / (2 * ax), 0.5, 1.15)  # lit from the right
-    obj = np.array(color, np.float64) * shade[..., None] + r.normal(0, 10, (h, w, 3))
-    img = Image.fromarray(np.clip(np.where(truth[..., None], obj, bg), 0, 255).astype(np.uint8))
-    return img.filter(ImageFilter.GaussianBlur(1.5)), truth
-
-
-def iou(a, b):
-    return float((a & b).sum() / max(1, (a | b).sum()))
-
-
-@needs_cv2
-def test_grabcut_on_photo_like_image():
-    seg = ms.GrabCutSegmenter()
-    for seed, color in enumerate([(200, 40, 40), (40, 90, 210), (240, 210, 40), (130, 128, 128)]):
-        img, truth = _photo(seed, color=color)
-        mask = seg.segment(img)
-        assert mask.shape == truth.shape and mask.dtype == bool
-        assert iou(mask, truth) > 0.7, f"seed {seed}: IoU {iou(mask, truth):.3f}"
-        x0, y0, x1, y1 = ms.segment._centre_box(img.width, img.height, seg.margin)
-        init = np.zeros_like(truth)
-        init[y0:y1, x0:x1] = True
-        assert iou(init, truth) < 0.4  # the initial rectangle alone is far from the object: GrabCut did the work
-    big, truth = _photo(5, size=(800, 600))  # scaled down for GrabCut, mask scaled back up
-    assert iou(seg.segment(big), truth) > 0.7
-
-
-def test_alpha_segmenter():
-    img = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
-    ImageDraw.Draw(img).rectangle((5, 2, 9, 6), fill=(255, 0, 0, 255))
-    mask = AlphaSegmenter().segment(img)
-    assert mask.sum() == 25 and mask[2, 5] and not mask[0, 0]
-    with pytest.raises(ValueError, match="grabcut"):
-        AlphaSegmenter().segment(img.convert("RGB"))
-
-
-class FakeSamPredictor:
-    """SamPredictor's interface: set_image(rgb), predict(box=..., multimask_output=True) -> masks, scores, logits."""
-
-    def __init__(self):
-        self.boxes = []
-
-    def set_image(self, rgb):
-        assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
-        self.rgb = rgb
-
-    def predict(self, box=None, multimask_output=True):
-        self.boxes.append(box)
-        good = self.rgb.sum(-1) > 0  # sprites are drawn on transparent black
-        noise = np.zeros_like(good)
-        noise[: good.shape[0] // 2] = True
-        return np.stack([noise, good, ~good]), np.array([0.3, 0.9, 0.1]), None
-
-
-def test_segment_anything_through_the_interface():
-    fake = FakeSamPredictor()
-    seg = SegmentAnythingSegmenter(predictor=fake)
-    s = make_until_kept(MmlinkSynthesizer(segmenter=seg), rng(0), "train")
-    assert len(s.images) == 2 and s.meta["components"]["segmenter"] == "SegmentAnythingSegmenter"
-    x0, y0, x1, y1 = fake.boxes[0]
-    assert 0 < x0 < x1 and 0 < y0 < y1 and x0 + x1 == pytest.approx(fake.rgb.shape[1], abs=2)  # centred box
-    if not ms.base._has_module("segment_anything"):
-        with pytest.raises(ImportError, match="segment-anything"):
-            SegmentAnythingSegmenter(checkpoint="sam.pth")
-
-
-# ---------------------------------------------------------------------------------------------- fillers
-
-
-class FakeInpaintPipeline:
-    """StableDiffusionInpaintPipeline's call interface, painting a flat colour."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, prompt, image, mask_image, height, width, **kwargs):
-        self.calls.append(dict(prompt=prompt, image=image, mask_image=mask_image, height=height, width=width, **kwargs))
-
-        out = type("Out", (), {})()
-        out.images = [Image.new("RGB", (width // 2, height // 2), (10, 200, 230))]  # a different size on purpose
-        return out
-
-
-def test_diffusers_filler_through_the_interface():
-    pipe = FakeInpaintPipeline()
-    synth = MmlinkSynthesizer(filler=DiffusersInpaintFiller(pipeline=pipe, steps=3))
-    s = make_until_kept(synth, rng(0), "train")
-    assert [c["prompt"] for c in pipe.calls] == s.meta["backgrounds"]
-    call = pipe.calls[0]
-    assert call["num_inference_steps"] == 3 and call["height"] == call["width"] == 512
-    assert call["mask_image"].mode == "L" and call["image"].size == (512, 512)
-    paint = np.asarray(call["mask_image"]) > 0
-    assert 0.3 < paint.mean() < 0.97  # white = the empty area to paint, black = the objects
-    ident = next(c.identity for c in s.scenes[0].characters if c.identity.key == s.meta["main"])
-    assert color_fraction(s.images[0], s.meta["main_boxes"][0], ident.color) > 0.1  # objects pasted back
-    comp = synth.plan(rng(1), "train").compositions[0]
-    out = synth.filler.fill(comp.rgba, comp.mask, "A sandy beach.")
-    assert out.shape == (512, 512, 3)
-    assert (out[~comp.mask] == (10, 200, 230)).all()  # the pipeline's paint, resized to the canvas
-    assert (out[comp.mask] == comp.rgba[..., :3][comp.mask]).all()  # objects exact
-    if not ms.base._has_module("diffusers"):
-        with pytest.raises(ImportError, match="diffusers"):
-            DiffusersInpaintFiller(model_path="/nonexistent")
-
-
-def test_procedural_filler_follows_the_description():
-    synth = MmlinkSynthesizer()
-    comp = synth.plan(rng(0), "train").compositions[0]
-    filler = ms.ProceduralFiller()
-    night = filler.fill(comp.rgba, comp.mask, "A starry night over rooftops.")
-    snow = filler.fill(comp.rgba, comp.mask, "A snowy field with frosty pines.")
-    empty = ~comp.mask
-    assert night[empty].mean() < snow[empty].mean() - 60  # dark vs bright background
-    assert (night[comp.mask] == comp.rgba[..., :3][comp.mask]).all()
-    again = filler.fill(comp.rgba, comp.mask, "A starry night over rooftops.")
-    assert (again == night).all()
-
-
-@needs_cv2
-def test_cv2_inpaint_filler():
-    synth = MmlinkSynthesizer(filler="cv2_inpaint")
-    comp = synth.plan(rng(0), "train").compositions[0]
-    out = synth.filler.fill(comp.rgba, comp.mask, "ignored")
-    assert out.shape == (512, 512, 3) and out.dtype == np.uint8
-    assert (out[comp.mask] == comp.rgba[..., :3][comp.mask]).all()
-    assert (out[~comp.mask].sum(-1) > 0).mean() > 0.95  # the empty (black) area got painted
-    assert make_until_kept(synth, rng(1), "train") is not None
-
-
-# ----------------------------------------------------------------------------------------------- CLIP
-
-
-def _tiny_clip_dir(tmp_path):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    from mmlink.models.presets import byte_tokenizer
-
-    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
-    text = {**common, "vocab_size": 260, "max_position_embeddings": 128, "bos_token_id": 1, "eos_token_id": 2,
-            "pad_token_id": 0}  # fmt: skip
-    vision = {**common, "image_size": 32, "patch_size": 8}
-    torch.manual_seed(0)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(tmp_path)
-    byte_tokenizer().save_pretrained(tmp_path)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
-    return tmp_path
-
-
-def test_clip_scorer_tiny_random_model_from_a_directory(tmp_path):
-    scorer = ClipScorer(_tiny_clip_dir(tmp_path))
-    synth = MmlinkSynthesizer(scorer=scorer, threshold=0.0)
-    s = synth.make(rng(0), "train")
-    assert s is not None
-    for v in s.meta["qc"]["object"] + s.meta["qc"]["background"]:
-        assert 0.0 <= v <= 1.0
-    with pytest.raises(FileNotFoundError, match="CLIP model directory"):
-        ClipScorer(tmp_path / "missing")
-
-
-def test_clip_scorer_mapping_and_crop_with_a_fake_model():
-    class Out:
-        def __init__(self, t):
-            self.pooler_output = t
-
-    class FakeClip(torch.nn.Module):
-        config = None
-
-        def get_image_features(self, pixel_values):
-            return Out(torch.tensor([[1.0, 0.0]]))
-
-        def get_text_features(self, input_ids, attention_mask):
-            cos = 0.25  # cosine 0.25 with the image features
-            return Out(torch.tensor([[cos, (1 - cos**2) ** 0.5]]))
-
-    seen = []
-
-    def image_processor(images, return_tensors):
-        seen.append(images.size)
-        return {"pixel_values": torch.zeros(1, 3, 4, 4)}
-
-    def tokenizer(text, return_tensors, truncation, max_length):
-        return {"input_ids": torch.ones(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
-
-    scorer = ClipScorer(model=FakeClip(), tokenizer=tokenizer, image_processor=image_processor, low=0.15, high=0.35)
-    comp = MmlinkSynthesizer().plan(rng(0), "train").compositions[0]
-    img = Image.new("RGB", (512, 512))
-    assert scorer.score(img, "x") == pytest.approx(0.5)
-    scorer.score(img, "x", QCRecord("object", comp))
-    x0, y0, x1, y1 = comp.main.box
-    assert seen[-1] == (x1 - x0, y1 - y0)  # the object check looks at the main object only
-    assert (
-        ClipScorer(model=FakeClip(), tokenizer=tokenizer, image_processor=image_processor, low=0.3, high=0.4).score(
-            img, "x"
-        )
-        == 0.0
-    )
-
-
-# ---------------------------------------------------------------------------------------------- text LLMs
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -722,10 +392,10 @@ def test_local_llm_with_mini_smollm2():
     assert all(mentions(s.conversations[1]["value"], f) for f in identity_facts(ident))
 
 
-# -------------------------------------------------------------------------------------------- user folders
+# --------------------------------------------------------------------------------------------------------- user folders
 
 
-def _write_folders(root, rgba=False):
+def _write_folders(root, photo, rgba=False):
     objects = {"red_ball": (210, 40, 40), "blue_cup": (40, 90, 210), "yellow_star": (240, 210, 40)}
     for k, (name, color) in enumerate(objects.items()):
         (root / name).mkdir()
@@ -734,15 +404,15 @@ def _write_folders(root, rgba=False):
                 img = Image.new("RGBA", (160, 200), (0, 0, 0, 0))
                 ImageDraw.Draw(img).ellipse((20 + 5 * j, 30, 140 - 5 * j, 180 - 10 * j), fill=color + (255,))
             else:
-                img, _ = _photo(10 * k + j, size=(200, 180), axes=(40 + 6 * j, 55 - 4 * j), color=color)
+                img, _ = photo(10 * k + j, size=(200, 180), axes=(40 + 6 * j, 55 - 4 * j), color=color)
             img.save(root / name / f"{j}.png")
     (root / "blue_cup" / "description.txt").write_text("a blue cup with a handle\n")
     return objects
 
 
 @needs_cv2
-def test_folder_groups_with_grabcut(tmp_path):
-    objects = _write_folders(tmp_path)
+def test_folder_groups_with_grabcut(tmp_path, photo):
+    objects = _write_folders(tmp_path, photo)
     synth = MmlinkSynthesizer.from_folders(tmp_path)
     assert synth.components()["segmenter"] == "GrabCutSegmenter"
     s = make_until_kept(synth, rng(0), "train")
@@ -760,8 +430,8 @@ def test_folder_groups_with_grabcut(tmp_path):
     assert ("blue cup with a handle" in answer) if main == "blue_cup" else (main.replace("_", " ") in answer)
 
 
-def test_folder_groups_with_alpha_and_errors(tmp_path, monkeypatch):
-    _write_folders(tmp_path, rgba=True)
+def test_folder_groups_with_alpha_and_errors(tmp_path, monkeypatch, photo):
+    _write_folders(tmp_path, photo, rgba=True)
     synth = MmlinkSynthesizer.from_folders(tmp_path, segmenter="alpha", n_distractors=(2, 2))
     for seed in range(3):  # 3 objects, 4 distractor slots: distractors are reused across the two images
         s = make_until_kept(synth, rng(seed), "test")
