@@ -32,6 +32,7 @@ error, until the bug is fixed (then the test says to remove the entry).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -274,7 +275,10 @@ def promised(argv: list[str], names: list[str]) -> list[Path]:
         out = _option(argv, "--out-dir", settings.get("out_dir"))
     else:
         parser, _ = _subparser(argv)
-        out = _option(argv, "--out", parser.get_default("out") if "--out" in parser._option_string_actions else None)
+        default = parser.get_default("out")
+        if default == argparse.SUPPRESS:  # a flag of a settings class (mmlink.settings.add_flags): the field's default
+            default = parser.get_default("_default_out")
+        out = _option(argv, "--out", default if "--out" in parser._option_string_actions else None)
     if out is None:
         return []
     extra = ["preview.png"] if key == "synth" and "--preview" in argv else []

@@ -265,7 +265,7 @@ def _add_synth_check(sub: argparse._SubParsersAction) -> None:
         "(none: a text-only record), conversations alternating human/gpt (or user/assistant; from/value or "
         "role/content) with non-empty values, as many <image> placeholders in the human turns as images, and "
         "existing image files. Prints a report; the first bad record is an error (exit 2) unless --skip-bad; a "
-        "data set with no records, or none valid, is an error either way."
+        "data set with no records, or none valid, is an error either way.",
     )
     p.add_argument("file", metavar="PATH", help="data set: a .json list or .jsonl file; a directory holding "
                    "data.jsonl (mmlink synth's --out), data.json or exactly one such file; or a directory written "

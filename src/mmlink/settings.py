@@ -262,6 +262,10 @@ def parse_flags(cls: type, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# the usual spelling of a ``progress: bool = True`` field on the command line
+NO_PROGRESS = {"flag": "--no-progress", "action": "store_false", "help": "no progress bars"}
+
+
 def add_command(sub: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A subcommand whose description and epilog keep their line breaks (examples, tables, file layouts)."""
     return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
@@ -301,13 +305,15 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
             kw["metavar"] = "N" if kinds == [int] else "X"
         kw.update(custom.get(f.name, {}))
         flag = kw.pop("flag", flag_name(f.name))
-        if kw.get("action") in ("store_true", "store_false"):  # a switch takes no value
+        if kw.get("action") in ("store_true", "store_false", argparse.BooleanOptionalAction):  # switches take no value
             for key in ("metavar", "nargs", "const", "choices"):
                 kw.pop(key, None)
         elif kw.get("action") == "append":
             kw.pop("nargs", None), kw.pop("const", None)
         parser.add_argument(flag, **kw)
-        parser.set_defaults(**{f"_flag_{f.name}": flag})  # for `from_args`' messages (groups share the defaults)
+        # what the flag is called and what it stands for when absent, for `from_args`' messages and for tools that
+        # read the parser (groups share their parser's defaults)
+        parser.set_defaults(**{f"_flag_{f.name}": flag, f"_default_{f.name}": default})
 
 
 def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -341,5 +347,5 @@ def from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None =
         raise ValueError(f"{getattr(args, f'_flag_{name}', flag_name(name))}: {err}") from None
 
 
-__all__ = ["setting", "from_args", "add_command", "check_fields", "check_value", "from_mapping", "field_names", "to_plain", "read_config_file",
+__all__ = ["setting", "from_args", "add_command", "NO_PROGRESS", "check_fields", "check_value", "from_mapping", "field_names", "to_plain", "read_config_file",
            "parse_scalar", "parse_flag", "parse_flags", "add_flags", "given_flags", "flag_name", "YamlLoader"]

@@ -28,6 +28,16 @@ def _parse_error(capsys, *argv: str) -> str:
     return capsys.readouterr().err
 
 
+def _run_error(capsys, *argv: str) -> str:
+    """stderr of `mmlink bench` refusing its settings (exit 2, one line) before anything loads."""
+    from mmlink.cli import main
+
+    assert main(["bench", "--model", "tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmlink bench: error: ") and err.count("\n") == 1, err
+    return err
+
+
 def test_one_row_per_variant_and_image_count_with_forced_token_count():
     result = bench("tiny", "base,linear", [2, 1], new_tokens=5, repeats=2, warmup=0, dtype="float32", memory=False)
     rows = result["rows"]
@@ -72,7 +82,7 @@ def test_bad_variant_lists_valid_names(capsys):
     with pytest.raises(ValueError, match="twice"):
         parse_variants("sam,sam")
     assert parse_variants(" base , bsg_mean") == [("base", "none"), ("bsg_mean", "bsg_mean")]
-    err = _parse_error(capsys, "--variants", "base,nope")
+    err = _run_error(capsys, "--variants", "base,nope")
     assert "--variants" in err and VALID in err
 
 
@@ -80,7 +90,7 @@ def test_bad_variant_lists_valid_names(capsys):
 def test_bad_images_names_the_flag(capsys, bad):
     with pytest.raises(ValueError, match="--images"):
         parse_images(bad)
-    err = _parse_error(capsys, "--images", bad)
+    err = _run_error(capsys, "--images", bad)
     assert "--images" in err and "invalid" not in err  # our message, not argparse's generic one
 
 
@@ -97,7 +107,7 @@ def test_bad_numbers_are_errors(capsys):
         bench("tiny", "base", [0], new_tokens=2, repeats=1, warmup=0, dtype="float32", memory=False)
     with pytest.raises(ValueError, match="--new-tokens"):
         bench("tiny", "base", [1], new_tokens=0, repeats=1, warmup=0, dtype="float32", memory=False)
-    assert "--repeats must be >= 1" in _parse_error(capsys, "--repeats", "0")
+    assert "--repeats: repeats must be >= 1, got 0" in _run_error(capsys, "--repeats", "0")
 
 
 def test_run_writes_json_and_prints_the_table(tmp_path, capsys):

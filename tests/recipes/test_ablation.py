@@ -86,9 +86,10 @@ def test_the_command_defaults_to_auto_dtype():
     import argparse
     import inspect
 
-    from mmlink.recipes.ablation import add_parser
+    from mmlink.recipes.ablation import AblationSettings, add_parser
+    from mmlink.settings import from_args
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
-    assert parser.parse_args(["ablation"]).dtype == "auto"
+    assert from_args(AblationSettings, parser.parse_args(["ablation"])).dtype == "auto"
     assert inspect.signature(run_ablation).parameters["dtype"].default == "auto"

@@ -42,6 +42,6 @@ def test_tables_on_tiny(tmp_path, monkeypatch):
 
 def test_tables_cli_errors(tmp_path, capsys):
     assert cadvi.main(["tables", "--out", str(tmp_path), "--n", "0"]) == 2
-    assert "--n must be >= 1" in capsys.readouterr().err
+    assert "--n: n must be >= 1, got 0" in capsys.readouterr().err
     assert cadvi.main(["tables", "--out", str(tmp_path), "--scoring", "vote"]) == 2
     assert "scorings must be some of" in capsys.readouterr().err

@@ -45,6 +45,6 @@ def test_table_on_tiny(tmp_path):
 
 def test_cli_errors(tmp_path, capsys):
     assert cli.main(["vislinginstruct", "--out", str(tmp_path), "--n", "0"]) == 2
-    assert "--n must be >= 1" in capsys.readouterr().err
+    assert "--n: n must be >= 1, got 0" in capsys.readouterr().err
     assert cli.main(["vislinginstruct", "--out", str(tmp_path), "--tasks", "storytelling"]) == 2
     assert "tasks must be some of" in capsys.readouterr().err

@@ -44,11 +44,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 from mmlink.models import SAM_MODES
 from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES, choose_dtype, resolve_device
-from mmlink.settings import add_command
+from mmlink.settings import add_command, add_flags, check_fields, from_args, setting
 
 # Variant aliases of the command line; the raw sam_mode names are accepted as well.
 ALIASES = {"base": "none", "sam": "bsg_adaptive"}
@@ -117,31 +117,6 @@ def parse_images(spec: str | int | Sequence[int | str]) -> list[int]:
     if not counts:
         raise ValueError("--images is empty; give image counts such as 2,4")
     return sorted(set(counts))
-
-
-def _argtype(parse: Callable[[str], object]) -> Callable[[str], object]:
-    # argparse replaces a type function's ValueError by a generic message; ArgumentTypeError keeps ours.
-    def convert(text: str):
-        try:
-            return parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
-def _positive(name: str, minimum: int = 1) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} needs an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
-        return value
-
-    return convert
 
 
 # --------------------------------------------------------------------------- inputs
@@ -585,34 +560,41 @@ def print_report(result: dict, file=None) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+@dataclass
+class BenchSettings:
+    """``mmlink bench``'s settings (each a flag)."""
+
+    model: str = setting(help="preset name (tiny, mini, mini-untrained, ...) or checkpoint directory")
+    variants: tuple[str, ...] = setting(("base", "sam"), help="comma-separated: base (sam_mode none), sam "
+                                        "(bsg_adaptive), none, linear, bsg_mean, bsg_adaptive; the first is the "
+                                        "reference")
+    images: tuple[int, ...] = setting((2, 4), help="images per sample, comma-separated positive integers")
+    new_tokens: int = setting(20, min=1, help="tokens generated per answer, forced (as in the paper)")
+    repeats: int = setting(5, min=1, help="timed calls per variant and image count, interleaved")
+    warmup: int = setting(1, min=0, help="untimed calls per variant first")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting("auto", help=DTYPE_HELP)
+    device: Optional[str] = setting(None, help=DEVICE_HELP)
+    threads: Optional[int] = setting(None, min=1, help="torch intra-op threads (null: torch's choice)")
+    memory: bool = setting(True, help="measure peak memory in a fresh subprocess per variant and image count")
+    out: Optional[str] = setting(None, help="also write all numbers as JSON here")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        parse_variants(self.variants)  # names each unknown or repeated variant with the valid ones
+        parse_images(self.images)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``bench`` subcommand on ``sub`` (``run`` is its ``func``)."""
     p = add_command(
         sub, "bench",
         help="inference time and peak memory per model variant (SAM paper, Table 4)",
         description=DESCRIPTION,
-        epilog=EPILOG
+        epilog=EPILOG,
     )
-    p.add_argument("--model", required=True,
-                   help="preset name (tiny, mini, mini-untrained, ...) or checkpoint directory")
-    p.add_argument("--variants", type=_argtype(parse_variants), default=parse_variants("base,sam"), metavar="LIST",
-                   help="comma-separated: base (sam_mode none), sam (bsg_adaptive), none, linear, bsg_mean, "
-                   "bsg_adaptive; the first is the reference (default base,sam)")
-    p.add_argument("--images", type=_argtype(parse_images), default=[2, 4], metavar="LIST",
-                   help="images per sample, comma-separated positive integers (default 2,4)")
-    p.add_argument("--new-tokens", type=_positive("--new-tokens"), default=20, metavar="N",
-                   help="tokens generated per answer, forced (default 20, as in the paper)")
-    p.add_argument("--repeats", type=_positive("--repeats"), default=5, metavar="N",
-                   help="timed calls per variant and image count, interleaved (default 5)")
-    p.add_argument("--warmup", type=_positive("--warmup", 0), default=1, metavar="N",
-                   help="untimed calls per variant first (default 1)")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
-    p.add_argument("--device", default=None, help=DEVICE_HELP)
-    p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N",
-                   help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="measure peak memory in a fresh subprocess per variant and image count (default: on)")
-    p.add_argument("--out", default=None, metavar="FILE", help="also write all numbers as JSON here")
+    add_flags(p, BenchSettings, custom={"variants": {"metavar": "LIST"}, "images": {"metavar": "LIST"},
+                                        "memory": {"action": argparse.BooleanOptionalAction},
+                                        "out": {"metavar": "FILE"}})
     p.set_defaults(func=run)
     return p
 
@@ -627,14 +609,15 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    variants = [label for label, _ in args.variants]  # parse_variants' (label, sam_mode) pairs
-    result = bench(args.model, variants, args.images, args.new_tokens, args.repeats, args.warmup, args.dtype,
-                   args.memory, device=args.device, threads=args.threads, log=log)
+    settings = from_args(BenchSettings, args)
+    result = bench(settings.model, settings.variants, settings.images, settings.new_tokens, settings.repeats,
+                   settings.warmup, settings.dtype, settings.memory, device=settings.device, threads=settings.threads,
+                   log=log)
     print_report(result)
-    if args.out:
-        with open(args.out, "w") as f:
+    if settings.out:
+        with open(settings.out, "w") as f:
             json.dump(result, f, indent=2)
-        print(f"results written to {args.out}")
+        print(f"results written to {settings.out}")
     return 0
 
 

@@ -46,7 +46,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         help="caption metrics (BLEU-4, ROUGE-L, CIDEr) of predictions against references, via pycocoevalcap",
         description="Score predicted captions against references with pycocoevalcap's BLEU, ROUGE-L and CIDEr-D "
         "scorers; prints one JSON object with the scores x 100.",
-        epilog=SCORE_EPILOG
+        epilog=SCORE_EPILOG,
     )
     p.add_argument("--pred", required=True, metavar="FILE", help="predictions JSONL ({\"id\", \"text\"} lines)")
     p.add_argument("--ref", metavar="FILE",
@@ -130,7 +130,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "printed beside it), open-ended CaD tasks with an LLM judge (0-5). Data: the world's test sets, "
         "synthesized once into --data-dir, a data set as its authors released it read from a local directory "
         "(--data-root: VIST, NLVR2, GQA, MuirBench, ...; nothing downloads), or your own LLaVA-format files (--data).",
-        epilog=EVAL_EPILOG.format(tasks=tasks)
+        epilog=EVAL_EPILOG.format(tasks=tasks),
     )
     p.add_argument("--config", metavar="YAML",
                    help="settings from a file: model, task: [...], task_file and the keys of the options below with "

@@ -416,7 +416,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "judge-check",
         help="measure how well a CaD-QA judge tells right answers from wrong ones (AUC) before trusting it",
-        description=__doc__
+        description=__doc__,
     )
     add_flags(p, CheckConfig, custom={"progress": {"flag": "--no-progress", "action": "store_false",
                                                     "help": "no progress bar"}})

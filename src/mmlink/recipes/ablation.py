@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mmlink.eval.intervals import FACT_PRECISION
 from mmlink.eval.report import AVERAGE, GENERATION_METRICS, load_metrics, markdown_table, write_comparison
-from mmlink.runtime import DEVICE_HELP, DTYPE_HELP, DTYPE_NAMES
-from mmlink.settings import add_command
+from mmlink.recipes import WorldTableSettings
+from mmlink.runtime import DEVICE_HELP
+from mmlink.settings import NO_PROGRESS, add_command, add_flags, from_args, setting
 
 TASKS = ("group_caption", "storytelling", "change_caption")
 # (preset, +DATA, +BSG, +AA, +LIN) — the columns of SAM Table 2
@@ -244,26 +246,27 @@ def print_examples(picked: Sequence[dict]) -> None:
         console.print("prompt: " + ex["prompt"].replace("\n", " "))
 
 
+@dataclass
+class AblationSettings(WorldTableSettings):
+    out: str = setting("runs/demo/ablation", help="output directory (resumable)")
+    limit: int = setting(30, min=1, help="test samples per task")
+    device: Optional[str] = setting(None, help=DEVICE_HELP)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "ablation",
         help="SAM Table 2 on the world: the trained mini variants on group captioning, storytelling, change captioning",
-        description=__doc__
+        description=__doc__,
     )
-    p.add_argument("--out", default="runs/demo/ablation", metavar="DIR", help="output directory (resumable)")
-    p.add_argument("--limit", type=int, default=30, metavar="N", help="test samples per task (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test sets (default 0)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="answers generated together (default 8)")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, default="auto", help=DTYPE_HELP)
-    p.add_argument("--device", help=DEVICE_HELP)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, AblationSettings, custom={"progress": NO_PROGRESS})
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_ablation(args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
-                          progress=not args.no_progress, device=args.device)
-    print(f"\nSAM Table 2 on the embedded world ({args.limit} test samples per task, scores x 100, "
+    settings = from_args(AblationSettings, args)
+    result = run_ablation(**asdict(settings))
+    print(f"\nSAM Table 2 on the embedded world ({settings.limit} test samples per task, scores x 100, "
           "pycocoevalcap, simple tokenization)\n")
     if result["dtype"]:
         print(f"dtype: {result['dtype']['name']} ({result['dtype']['reason']})\n")
@@ -273,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     print(difference_table(result["differences"]))
     print("\nTwo answers side by side, base vs SAM, for the same images:\n")
     print_examples(result["examples"])
-    sheet = examples_sheet(result["examples"], Path(args.out) / "examples.png")
+    sheet = examples_sheet(result["examples"], Path(settings.out) / "examples.png")
     print(f"\nexamples with their images: {sheet}")
     print(f"\nplot:  {result['paths']['png']}")
     print(f"table: {result['paths']['md']}  {result['paths']['csv']}")
@@ -282,5 +285,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CI_METRICS", "REFERENCE", "ROWS", "TASKS", "add_parser", "difference_table", "differences", "examples",
+__all__ = ["AblationSettings", "CI_METRICS", "REFERENCE", "ROWS", "TASKS", "add_parser", "difference_table", "differences", "examples",
            "examples_sheet", "run", "run_ablation", "signed_interval", "table", "write_differences"]

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from mmlink.eval.report import markdown_table
+from mmlink.recipes import WorldTableSettings
 from mmlink.recipes.ablation import signed_interval
-from mmlink.settings import add_command
+from mmlink.settings import NO_PROGRESS, add_command, add_flags, from_args, setting
 
 ROWS = (("mini-llava", "base (mini-llava)"), ("mini-cadvi-phase1", "Phase 1"), ("mini-cadvi", "Phase 1 + 2"))
 TABLE1 = ("bison", "svo", "nlvr2", "eqben", "cola")
@@ -178,32 +180,28 @@ def write_tables(result: dict, out: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------------------- CLI
 
 
+@dataclass
+class CadviTablesSettings(WorldTableSettings):
+    n: int = setting(200, min=1, help="samples per task")
+    judge: str = setting("template", help="the CaD-QA judge, a text-LLM spec: template, local, local:PATH, "
+                         "openai:MODEL@URL")
+    scorings: tuple[str, ...] = setting(SCORINGS, help="Table 1's scorings, comma-separated")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "tables", help="CaD-VI Tables 1 and 2 on the world: base vs Phase 1 vs Phase 1 + 2",
                     description=__doc__)
-    p.add_argument("--out", required=True, metavar="DIR", help="where the runs and tables go (resumable)")
-    p.add_argument("--n", type=int, default=200, metavar="N", help="samples per task (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets (default 0)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward (default 8)")
-    p.add_argument("--dtype", default="auto", help="auto (default), float32, bfloat16, float16")
-    p.add_argument("--judge", default="template", metavar="SPEC",
-                   help="the CaD-QA judge, a text-LLM spec: template (default), local, local:PATH, openai:MODEL@URL")
-    p.add_argument("--scoring", default=",".join(SCORINGS), metavar="LIST",
-                   help=f"Table 1's scorings, comma-separated (default {','.join(SCORINGS)})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, CadviTablesSettings, custom={"scorings": {"flag": "--scoring", "metavar": "LIST"},
+                                              "progress": NO_PROGRESS})
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    result = run_tables(args.out, n=args.n, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
-                        judge=args.judge, scorings=[s.strip() for s in args.scoring.split(",") if s.strip()],
-                        progress=not args.no_progress)
+    result = run_tables(**asdict(from_args(CadviTablesSettings, args)))
     print(result["paths"]["md"].read_text())
     print("cadvi tables: " + ", ".join(str(p) for p in result["paths"].values()))
     return 0
 
 
-__all__ = ["CI_METRICS", "ROWS", "SCORINGS", "TABLE1", "TABLE2", "add_parser", "run_tables", "table1", "table2",
+__all__ = ["CI_METRICS", "CadviTablesSettings", "ROWS", "SCORINGS", "TABLE1", "TABLE2", "add_parser", "run_tables", "table1", "table2",
            "write_tables"]

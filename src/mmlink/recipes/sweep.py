@@ -176,7 +176,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "sweep",
         help="train + evaluate a grid (SAM layers l,k or data volume) and draw SAM's Fig. 5 / Fig. 6",
-        description=__doc__
+        description=__doc__,
     )
     p.add_argument("--config", required=True, metavar="YAML", help="the sweep file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmlink.settings import add_command
+from mmlink.eval.options import OptionScoring
+from mmlink.recipes import WorldTableSettings
+from mmlink.settings import NO_PROGRESS, add_command, add_flags, from_args, setting
 
 # (run directory, preset, AIO on, row name)
 ROWS = (("base", "mini-base", False, "base (`mini-base`)"), ("cmaa", "mini-cmaa", False, "+ CMAA (`mini-cmaa`)"),
@@ -146,32 +149,27 @@ def write_table(result: dict, out: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------------------- CLI
 
 
+@dataclass
+class VisLingInstructSettings(WorldTableSettings):
+    n: int = setting(200, min=1, help="samples per task")
+    tasks: tuple[str, ...] = setting(TASKS, help="comma-separated, some of " + ",".join(TASKS))
+    option_scoring: OptionScoring = setting("sum", help="closed tasks: rank candidates by summed or mean "
+                                            "log-likelihood, or generate")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "vislinginstruct", help="VisLingInstruct's Table 2 on the world: base, +CMAA, +AIO, "
                                             "+CMAA+AIO with blind controls and paired intervals",
                     description=__doc__)
-    p.add_argument("--out", required=True, metavar="DIR", help="where the runs and the table go (resumable)")
-    p.add_argument("--n", type=int, default=200, metavar="N", help="samples per task (default 200)")
-    p.add_argument("--tasks", default=",".join(TASKS), metavar="LIST",
-                   help=f"comma-separated, some of {','.join(TASKS)} (default all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world's test sets (default 0)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="items per forward (default 8)")
-    p.add_argument("--dtype", default="auto", help="auto (default), float32, bfloat16, float16")
-    p.add_argument("--option-scoring", default="sum", choices=("sum", "mean", "generate"),
-                   help="closed tasks: rank candidates by summed (default) or mean log-likelihood, or generate")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, VisLingInstructSettings, custom={"tasks": {"metavar": "LIST"}, "progress": NO_PROGRESS})
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    result = run_table(args.out, n=args.n, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
-                       option_scoring=args.option_scoring,
-                       tasks=[t.strip() for t in args.tasks.split(",") if t.strip()], progress=not args.no_progress)
+    result = run_table(**asdict(from_args(VisLingInstructSettings, args)))
     print(result["paths"]["md"].read_text())
     print("vislinginstruct: " + ", ".join(str(p) for p in result["paths"].values()))
     return 0
 
 
-__all__ = ["CI_METRICS", "MAIN_METRIC", "ROWS", "TASKS", "add_parser", "run_table", "table_markdown", "write_table"]
+__all__ = ["CI_METRICS", "MAIN_METRIC", "ROWS", "TASKS", "VisLingInstructSettings", "add_parser", "run_table", "table_markdown", "write_table"]

@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a model of either family on LLaVA-format multi-image data (optionally with LoRA)",
         description="Train (by default SAM's new layers and the language projection) on LLaVA-format multi-image "
         "conversations, in one process or under accelerate launch / torchrun.",
-        epilog=TRAIN_EPILOG
+        epilog=TRAIN_EPILOG,
     )
     p.add_argument("--config", metavar="FILE", help="YAML/JSON file of training settings")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Apply a trainable-only save (mmlink_delta.json + trainable.safetensors: a run's final/ or a "
         "checkpoint) to its base, merge its LoRA adapter when it has one, and write the result with save_pretrained "
         "(model and processor): a directory that loads without the base and without peft.",
-        epilog=EPILOG
+        epilog=EPILOG,
     )
     p.add_argument("checkpoint", metavar="CKPT", help="trainable-only save directory (e.g. OUT/final)")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the standalone model (new or empty)")
