@@ -3,6 +3,8 @@ error bars, labels, heatmap cells and curves, read back from the matplotlib arti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import pytest
 from PIL import Image
@@ -219,3 +221,20 @@ def test_charts_leave_pyplot_alone(tmp_path):
     before = plt.get_fignums()
     plots.volume_curve({"a": [(1, 1.0)]}, tmp_path / "p.png")
     assert plt.get_fignums() == before
+
+
+def test_difference_chart_draws_each_runs_differences_with_their_intervals(tmp_path, monkeypatch):
+    from mmlink.eval import plots
+
+    seen = {}
+    monkeypatch.setattr(plots, "bar_chart", lambda rows, columns, path, title, errors: seen.update(
+        rows=rows, columns=columns, errors=errors) or Path(path))
+    diffs = {"a": {"t/CIDEr": {"difference": 1.5, "ci": [0.5, 2.5]}},
+             "b": {"u/CIDEr": {"difference": -1.0, "ci": None}, "t/CIDEr": {"difference": 0.0, "ci": [-1, 1]}}}
+    plots.difference_chart(diffs, tmp_path / "d.png", title="x")
+    assert seen["columns"] == ["t/CIDEr", "u/CIDEr"]  # first appearance
+    assert seen["rows"] == [{"run": "a", "t/CIDEr": 1.5}, {"run": "b", "u/CIDEr": -1.0, "t/CIDEr": 0.0}]
+    assert seen["errors"] == {"a": {"t/CIDEr": [0.5, 2.5]}, "b": {"u/CIDEr": None, "t/CIDEr": [-1, 1]}}
+    monkeypatch.undo()
+    png = plots.difference_chart(diffs, tmp_path / "d.png", title="x", columns=["u/CIDEr", "t/CIDEr"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

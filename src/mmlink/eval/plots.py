@@ -135,6 +135,19 @@ def bar_chart(
     return _save(fig, path)
 
 
+def difference_chart(differences: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str | os.PathLike,
+                     title: str, columns: Sequence[str] | None = None) -> Path:
+    """`bar_chart` of each run's differences from a reference row, their 95 % intervals as error bars.
+
+    ``differences``: ``{run: {"task/metric": {"difference": d, "ci": [lo, hi] | None}}}`` (a missing key: no bar);
+    ``columns``: the x order (default: the keys in the order they first appear)."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for per_run in differences.values() for key in per_run))
+    rows = [{"run": run, **{key: d["difference"] for key, d in per_run.items()}} for run, per_run in differences.items()]
+    errors = {run: {key: d["ci"] for key, d in per_run.items()} for run, per_run in differences.items()}
+    return bar_chart(rows, columns, path, title=title, errors=errors)
+
+
 def layer_grid(scores: Mapping[tuple[int, int], float]):
     """The (k, l) grid behind `layer_heatmap`.
 
@@ -301,4 +314,4 @@ def volume_curve(
     return _save(fig, path)
 
 
-__all__ = ["bar_chart", "choose_x_scale", "layer_grid", "layer_heatmap", "volume_curve"]
+__all__ = ["bar_chart", "choose_x_scale", "difference_chart", "layer_grid", "layer_heatmap", "volume_curve"]

@@ -137,7 +137,7 @@ def write_differences(runs: Sequence[dict], diffs: dict, out: Path, tasks: Seque
     metric) and ablation.png (the differences as bars with their 95 % intervals as error bars)."""
     import csv
 
-    from mmlink.eval.plots import bar_chart
+    from mmlink.eval.plots import difference_chart
 
     out = Path(out)
     paths = {"ablation_md": out / "ablation.md", "ablation_csv": out / "ablation.csv",
@@ -155,20 +155,8 @@ def write_differences(runs: Sequence[dict], diffs: dict, out: Path, tasks: Seque
                 for m, d in diffs[preset][task].items():
                     lo, hi = d["ci"] if d["ci"] is not None else ("", "")
                     writer.writerow([preset, task, m, d["value"], d["reference"], d["difference"], lo, hi])
-    rows, errors, columns = [], {}, []
-    for preset in diffs:
-        row = {"run": preset}
-        errors[preset] = {}
-        for task in tasks:
-            for m, d in diffs[preset][task].items():
-                key = f"{task}/{m}"
-                row[key] = d["difference"]
-                errors[preset][key] = d["ci"]
-                if key not in columns:
-                    columns.append(key)
-        rows.append(row)
-    bar_chart(rows, columns, paths["ablation_png"], title=f"Difference from {REFERENCE} (95% paired bootstrap)",
-              errors=errors)
+    bars = {preset: {f"{task}/{m}": d for task in tasks for m, d in diffs[preset][task].items()} for preset in diffs}
+    difference_chart(bars, paths["ablation_png"], title=f"Difference from {REFERENCE} (95% paired bootstrap)")
     return paths
 
 

@@ -142,7 +142,7 @@ def table2(runs: Sequence[dict], diffs: dict) -> str:
 
 
 def write_tables(result: dict, out: Path) -> dict[str, Path]:
-    from mmlink.eval.plots import bar_chart
+    from mmlink.eval.plots import difference_chart
 
     runs, diffs = result["runs"], result["differences"]
     last = result["table2_scoring"]
@@ -160,20 +160,11 @@ def write_tables(result: dict, out: Path) -> dict[str, Path]:
                                                               for t, e in r["tasks"].items()}} for r in runs[s]]}
             for s in runs}
     paths["json"].write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
-    bars, errors, columns = [], {}, []
-    for preset, name in ROWS[1:]:
-        row, errors[name] = {"run": name}, {}
-        for scoring in runs:
-            for task, per in diffs[scoring].get(preset, {}).items():
-                for m in ("accuracy", "fact precision"):
-                    if m in per:
-                        key = f"{task} ({scoring})/{m}" if m == "accuracy" else f"{task}/{m}"
-                        row[key], errors[name][key] = per[m]["difference"], per[m]["ci"]
-                        if key not in columns:
-                            columns.append(key)
-        bars.append(row)
-    bar_chart(bars, columns, paths["png"], title=f"Difference from {ROWS[0][1]} (95% paired bootstrap)",
-              errors=errors)
+    bars = {name: {f"{task} ({scoring})/{m}" if m == "accuracy" else f"{task}/{m}": per[m]
+                   for scoring in runs for task, per in diffs[scoring].get(preset, {}).items()
+                   for m in ("accuracy", "fact precision") if m in per}
+            for preset, name in ROWS[1:]}
+    difference_chart(bars, paths["png"], title=f"Difference from {ROWS[0][1]} (95% paired bootstrap)")
     return paths
 
 

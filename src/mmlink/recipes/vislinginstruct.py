@@ -119,7 +119,7 @@ def table_markdown(runs: Sequence[dict], diffs: dict, tasks: Sequence[str]) -> s
 
 
 def write_table(result: dict, out: Path) -> dict[str, Path]:
-    from mmlink.eval.plots import bar_chart
+    from mmlink.eval.plots import difference_chart
 
     runs, diffs, tasks = result["runs"], result["differences"], result["tasks"]
     dtype = (runs[0].get("dtype") or {}).get("name")
@@ -134,15 +134,11 @@ def write_table(result: dict, out: Path) -> dict[str, Path]:
                       "tasks": {t: {k: e.get(k) for k in ("n", "metrics", "blind", "gap", "gap_ci", "ci", "aio")}
                                 for t, e in r["tasks"].items()}} for (label, preset, aio, _), r in zip(ROWS, runs)]}
     paths["json"].write_text(json.dumps(keep, indent=2) + "\n", encoding="utf-8")
-    bars, errors, columns = [], {}, [f"{t}/{MAIN_METRIC[t]}" for t in tasks]
-    for label, _, _, name in ROWS[1:]:
-        row, errors[name] = {"run": name}, {}
-        for t in tasks:
-            d = diffs[label][t].get(MAIN_METRIC[t])
-            if d:
-                row[f"{t}/{MAIN_METRIC[t]}"], errors[name][f"{t}/{MAIN_METRIC[t]}"] = d["difference"], d["ci"]
-        bars.append(row)
-    bar_chart(bars, columns, paths["png"], title="Difference from the base (95% paired bootstrap)", errors=errors)
+    bars = {name: {f"{t}/{MAIN_METRIC[t]}": diffs[label][t][MAIN_METRIC[t]] for t in tasks
+                   if diffs[label][t].get(MAIN_METRIC[t])}
+            for label, _, _, name in ROWS[1:]}
+    difference_chart(bars, paths["png"], title="Difference from the base (95% paired bootstrap)",
+                     columns=[f"{t}/{MAIN_METRIC[t]}" for t in tasks])
     return paths
 
 
