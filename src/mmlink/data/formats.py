@@ -46,7 +46,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from mmlink.fileio import atomic_write, cache_dir, store_by_content
 
@@ -384,30 +384,37 @@ def _from_hf_row(row: dict[str, Any], store: _ImageStore) -> dict[str, Any]:
     return rec
 
 
-def _saved_rows(path: Path) -> Iterable[dict[str, Any]]:
-    """The rows of ``datasets.load_from_disk(path)`` (a ``Dataset``, or a ``DatasetDict`` with one split) as Arrow
-    stores them: ``Image`` values stay ``{"bytes", "path"}`` — decoding to PIL only to write the bytes back would be
-    waste, and casting the columns instead would rewrite the whole data set."""
+def arrow_rows(data) -> Iterator[dict[str, Any]]:
+    """The rows of a ``datasets.Dataset`` as Arrow stores them: ``Image`` values stay ``{"bytes", "path"}`` —
+    decoding to PIL only to write the bytes back would be waste, and casting the columns instead would write a new
+    copy of the data set (into the user's directory)."""
+    for table in data.with_format("arrow").iter(batch_size=64):
+        yield from table.to_pylist()
+
+
+def saved_rows(path: Path, split: str | None = None) -> Iterator[dict[str, Any]]:
+    """The rows (`arrow_rows`) of ``datasets.load_from_disk(path)``: a ``Dataset``, or a ``DatasetDict``'s ``split``
+    (default: its only split)."""
     import datasets  # imported here: it is slow to import, and most data are .jsonl files
 
     if (path / "dataset_dict.json").is_file():
         splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits") or []
-        if len(splits) != 1:
+        if split is None and len(splits) != 1:
             raise ValueError(f"{path}: a saved DatasetDict with splits {', '.join(splits) or '(none)'}; name one: "
                              f"{path / (splits[0] if splits else 'SPLIT')}")
-        path = path / splits[0]
+        if split is not None and split not in splits:
+            raise ValueError(f"{path}: saved data set has no split {split!r}; it has {', '.join(splits)}")
+        path = path / (split or splits[0])
     # datasets cannot load a saved data set of 0 rows (no data file); it has no records either way.
     if not json.loads((path / "state.json").read_text(encoding="utf-8")).get("_data_files", [None]):
         return
-    data = datasets.load_from_disk(str(path))
-    for table in data.with_format("arrow").iter(batch_size=256):
-        yield from table.to_pylist()
+    yield from arrow_rows(datasets.load_from_disk(str(path)))
 
 
 def _iter_saved(path: Path, image_cache: Path | None) -> Iterable[tuple[int, Any, RecordError | None]]:
     """(index, record, error or None) for every row of a ``save_to_disk`` directory."""
     store = _ImageStore(path, image_cache)
-    for index, row in enumerate(_saved_rows(path)):
+    for index, row in enumerate(saved_rows(path)):
         try:
             yield index, _from_hf_row(row, store), None
         except _Bad as bad:

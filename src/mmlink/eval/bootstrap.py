@@ -154,7 +154,8 @@ def resample_counts(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) ->
     return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_resamples)
 
 
-def _percentiles(values: np.ndarray, level: float) -> tuple[float, float] | None:
+def percentiles(values: np.ndarray, level: float = LEVEL) -> tuple[float, float] | None:
+    """The central ``level`` interval of bootstrap ``values`` (non-finite ones left out; None when none is left)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     values = values[np.isfinite(values)]  # a resample can leave a ratio without any denominator
@@ -168,7 +169,7 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float] | None
 def interval(stat: Statistic, n_resamples: int = N_RESAMPLES, seed: int = SEED,
              level: float = LEVEL) -> tuple[float, float] | None:
     """Percentile-bootstrap interval of ``stat`` (None when no resample defines it)."""
-    return _percentiles(stat.weighted(resample_counts(stat.n, n_resamples, seed)), level)
+    return percentiles(stat.weighted(resample_counts(stat.n, n_resamples, seed)), level)
 
 
 def paired_interval(a: Statistic, b: Statistic, n_resamples: int = N_RESAMPLES, seed: int = SEED,
@@ -178,9 +179,9 @@ def paired_interval(a: Statistic, b: Statistic, n_resamples: int = N_RESAMPLES, 
         raise ValueError(f"a paired interval needs two statistics of the same kind, scale and items; got "
                          f"{a.kind}/{a.scale}/{a.n} items and {b.kind}/{b.scale}/{b.n} items")
     counts = resample_counts(a.n, n_resamples, seed)
-    return _percentiles(a.weighted(counts) - b.weighted(counts), level)
+    return percentiles(a.weighted(counts) - b.weighted(counts), level)
 
 
 __all__ = ["BLEU_STATS", "LEVEL", "N_RESAMPLES", "SEED", "Statistic", "auc", "auc_statistic", "bleu_statistic",
            "corpus_bleu", "interval",
-           "mean_statistic", "paired_interval", "ratio_statistic", "resample_counts", "weighted_auc"]
+           "mean_statistic", "paired_interval", "percentiles", "ratio_statistic", "resample_counts", "weighted_auc"]

@@ -41,7 +41,7 @@ from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
-from mmlink.eval.bootstrap import auc
+from mmlink.eval.bootstrap import auc, percentiles, resample_counts, weighted_auc
 from mmlink.eval.judge import JUDGE_MAX_NEW_TOKENS, MAX_RATING, PROMPT_VERSION, Judge, check_path, default_cache_dir
 from mmlink.settings import add_command, add_flags, check_fields, from_args, setting
 from mmlink.textllm import SPEC_FORMS, TextLLMSettings, make_backend
@@ -93,23 +93,19 @@ class CheckItem:
 
 def bootstrap_auc(ratings: dict[str, list[float | None]], kinds: Sequence[str], resamples: int,
                   seed: int = 0, right: str = "reference") -> list[float] | None:
-    """95 % percentile interval of the ``right``-vs-``kinds`` AUC, resampling items (each keeps all its ratings)."""
+    """95 % percentile interval of the ``right``-vs-``kinds`` AUC, resampling items: an item drawn c times weighs
+    each of its ratings c times (`mmlink.eval.bootstrap`'s resamples and weighted AUC)."""
     n = len(ratings[right])
     if resamples < 1 or n < 2:
         return None
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        pos = [ratings[right][i] for i in idx if ratings[right][i] is not None]
-        neg = [ratings[k][i] for k in kinds for i in idx if ratings[k][i] is not None]
-        value = auc(pos, neg)
-        if value is not None:
-            values.append(value)
-    if not values:
+    rows = [(i, r, label) for kind, label in ((right, 1.0), *((k, 0.0) for k in kinds))
+            for i, r in enumerate(ratings[kind]) if r is not None]
+    if not rows:
         return None
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    item, score, label = (np.array(column) for column in zip(*rows))
+    weights = resample_counts(n, resamples, seed)[:, item]  # (resamples, rows)
+    ci = percentiles(np.array([weighted_auc(score, label, w) for w in weights]))
+    return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
 
 # --------------------------------------------------------------------------- wrong answers from the world

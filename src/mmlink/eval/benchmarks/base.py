@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
+from mmlink.data.formats import arrow_rows, saved_rows
+
 IMAGE = "<image>"  # the image placeholder of LLaVA-format prompts (mmlink.eval.tasks.IMAGE_PLACEHOLDER)
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -132,14 +134,8 @@ def hf_rows(root: Path, split: str, layout: str) -> Iterator[tuple[str, int, dic
         raise FileNotFoundError(f"{root}: no such directory (expected layout: {layout})")
     import datasets
 
-    if (root / "dataset_dict.json").is_file() or (root / "dataset_info.json").is_file() \
-            or (root / "state.json").is_file():
-        data = datasets.load_from_disk(str(root))
-        if isinstance(data, datasets.DatasetDict):
-            if split not in data:
-                raise ValueError(f"{root}: saved data set has no split {split!r}; it has {', '.join(data)}")
-            data = data[split]
-        source = str(root)
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        rows, source = saved_rows(root, split), str(root)
     else:
         files = [p for pattern in (f"data/{split}-*.parquet", f"data/{split}/*.parquet", f"{split}/*.parquet",
                                    f"{split}-*.parquet", f"*/{split}-*.parquet", f"{split}.parquet")
@@ -147,15 +143,13 @@ def hf_rows(root: Path, split: str, layout: str) -> Iterator[tuple[str, int, dic
         if not files:
             raise FileNotFoundError(f"{root}: no saved data set (dataset_dict.json) and no parquet files of split "
                                     f"{split!r} (expected layout: {layout})")
-        data = datasets.load_dataset("parquet", data_files=[str(p) for p in dict.fromkeys(files)], split="train")
-        source = ", ".join(str(p) for p in dict.fromkeys(files))
-    # rows as Arrow stores them: images stay {"bytes", "path"} (decoding to PIL to write the bytes back would be
-    # waste, and casting the columns would write a new copy of the data set into the user's directory)
-    i = 0
-    for table in data.with_format("arrow").iter(batch_size=64):
-        for row in table.to_pylist():
-            yield source, i, row
-            i += 1
+        import datasets
+
+        files = list(dict.fromkeys(files))
+        rows = arrow_rows(datasets.load_dataset("parquet", data_files=[str(p) for p in files], split="train"))
+        source = ", ".join(str(p) for p in files)
+    for i, row in enumerate(rows):
+        yield source, i, row
 
 
 def record(rid: str, images: Sequence[str], prompt: str, reference: str, **meta: Any) -> dict:
