@@ -6,12 +6,11 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from lightimport import run_light
 
 from mmlink.eval import report
 
@@ -340,15 +339,7 @@ def test_write_comparison_csv_roundtrip_and_png(tmp_path):
 
 
 def test_import_loads_neither_torch_nor_matplotlib():
-    code = (
-        "import sys\n"
-        "import mmlink.eval.report, mmlink.eval.plots\n"
-        "bad = [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    run_light("import mmlink.eval.report, mmlink.eval.plots", heavy=("torch", "transformers", "matplotlib"))
 
 
 def test_run_markdown_shows_fact_precision_and_recall_beside_sams_metrics():

@@ -97,7 +97,7 @@ class Statistic:
         if self.kind == "mean":
             return self.scale * (counts @ self.rows) / counts.sum(1)
         if self.kind == "auc":
-            return self.scale * np.array([weighted_auc(self.rows[:, 0], self.rows[:, 1], c) for c in counts])
+            return self.scale * weighted_auc(self.rows[:, 0], self.rows[:, 1], counts)
         sums = counts @ self.rows  # (B, width); exact for the integer counts BLEU and facts use
         if self.kind == "ratio":
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -105,19 +105,25 @@ class Statistic:
         return self.scale * np.array([corpus_bleu(s) for s in sums])
 
 
-def weighted_auc(scores: Sequence[float], labels: Sequence[float], weights: Sequence[float] | None = None) -> float:
+def weighted_auc(scores: Sequence[float], labels: Sequence[float], weights: Sequence | np.ndarray | None = None):
     """ROC AUC = P(a positive scores above a negative) + ½ P(tie) — the Mann-Whitney U — with item weights (a
-    bootstrap resample's draw counts); NaN when either class has no weight."""
+    bootstrap resample's draw counts); NaN when either class has no weight. ``weights`` of shape (B, n) (many
+    resamples) give an array of B AUCs: the scores are ranked once for all of them."""
     s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64) > 0.5
     w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64)
-    pos_w, neg_w = np.where(y, w, 0.0), np.where(y, 0.0, w)
-    if pos_w.sum() <= 0 or neg_w.sum() <= 0:
-        return float("nan")
-    values, inverse = np.unique(s, return_inverse=True)  # ties share a value
-    pos = np.bincount(inverse, pos_w, len(values))
-    neg = np.bincount(inverse, neg_w, len(values))
-    below = np.cumsum(neg) - neg  # negative weight strictly below each value
-    return float((pos * (below + 0.5 * neg)).sum() / (pos_w.sum() * neg_w.sum()))
+    batched = w.ndim == 2
+    w = np.atleast_2d(w)  # (B, n)
+    order = np.argsort(s, kind="stable")
+    ranked = s[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # ties share a value
+    pos = np.add.reduceat(np.where(y, w, 0.0)[:, order], starts, axis=1)  # (B, distinct values)
+    neg = np.add.reduceat(np.where(y, 0.0, w)[:, order], starts, axis=1)
+    pos_total, neg_total = pos.sum(1), neg.sum(1)
+    below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where((pos_total > 0) & (neg_total > 0),
+                         (pos * (below + 0.5 * neg)).sum(1) / (pos_total * neg_total), np.nan)
+    return value if batched else float(value[0])
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:

@@ -104,7 +104,7 @@ def bootstrap_auc(ratings: dict[str, list[float | None]], kinds: Sequence[str], 
         return None
     item, score, label = (np.array(column) for column in zip(*rows))
     weights = resample_counts(n, resamples, seed)[:, item]  # (resamples, rows)
-    ci = percentiles(np.array([weighted_auc(score, label, w) for w in weights]))
+    ci = percentiles(weighted_auc(score, label, weights))
     return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
 

@@ -22,9 +22,9 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mmlink.models.processing import IMAGE_PLACEHOLDER
+from mmlink.serve.limits import EngineSettings
 from mmlink.serve.media import RequestError
 from mmlink.serve.protocol import Conversation, Sampling
-from mmlink.serve.limits import EngineSettings
 
 
 class EngineBusy(Exception):
